@@ -1,0 +1,102 @@
+"""Multi-head attention that reads token sizes, with timm's parameter names (qkv, proj).
+
+Proportional attention adds log(size) of the keys to the logits as an additive float mask to
+`scaled_dot_product_attention`, so the fused kernels stay usable; with no size it is plain attention.
+What reducers need (keys, CLS row, attention received) is computed only when requested, without
+materialising the attention matrix unless `received_attn` is asked for.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videotok.reduce.base import AttnInfo, AttnRequest
+
+
+def size_bias(size: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """[B, N] sizes -> [B, 1, 1, N] additive logits bias, computed in float32 then cast."""
+    if size is None:
+        return None
+    return size.float().clamp_min(1e-6).log()[:, None, None, :].to(dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _heads(self, t: Tensor) -> Tensor:
+        # [B, N, C] -> [B, heads, N, head_dim]
+        b, n, _ = t.shape
+        return t.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, size: Optional[Tensor]) -> Tensor:
+        bias = size_bias(size, q.dtype)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0
+        )  # [B, heads, Nq, head_dim]
+        b, _, n, _ = out.shape
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+
+    def forward(
+        self,
+        x: Tensor,
+        size: Optional[Tensor] = None,
+        request: Optional[AttnRequest] = None,
+        num_prefix: int = 1,
+    ) -> tuple[Tensor, Optional[AttnInfo]]:
+        """x [B, N, C] -> ([B, N, C], info about this attention when `request` asks for it)."""
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [B, h, N, d]
+        out = self._attend(q, k, v, size)
+        info = self.describe(q, k, size, request, num_prefix) if request is not None else None
+        return out, info
+
+    def cross(self, queries: Tensor, context: Tensor, context_size: Optional[Tensor] = None) -> Tensor:
+        """Attention of `queries` [B, Nq, C] over `context` [B, Nk, C] with this layer's weights.
+
+        Projects q only for the queries and k, v only for the context (no wasted projections).
+        """
+        c = queries.shape[-1]
+        w_q, w_kv = self.qkv.weight[:c], self.qkv.weight[c:]
+        b_q = b_kv = None
+        if self.qkv.bias is not None:
+            b_q, b_kv = self.qkv.bias[:c], self.qkv.bias[c:]
+        q = self._heads(F.linear(queries, w_q, b_q))
+        k, v = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)
+        return self._attend(q, self._heads(k), self._heads(v), context_size)
+
+    def describe(
+        self, q: Tensor, k: Tensor, size: Optional[Tensor], request: AttnRequest, num_prefix: int
+    ) -> AttnInfo:
+        info = AttnInfo()
+        if request.keys:
+            info.keys = k.mean(dim=1)  # [B, N, d], head-averaged
+        bias = size_bias(size, torch.float32)
+        if request.cls_attn:
+            if num_prefix < 1:
+                raise ValueError("CLS attention was requested from a model without a CLS token")
+            logits = (q[:, :, :1].float() @ k.float().transpose(-2, -1)) * self.scale  # [B, h, 1, N]
+            if bias is not None:
+                logits = logits + bias
+            info.cls_attn = logits.softmax(dim=-1).mean(dim=1)[:, 0]  # [B, N]
+        if request.received_attn:
+            received = torch.zeros(k.shape[0], k.shape[2], device=k.device, dtype=torch.float32)
+            for chunk in q.float().split(256, dim=2):  # bounded memory: [B, h, 256, N] at a time
+                logits = (chunk @ k.float().transpose(-2, -1)) * self.scale
+                if bias is not None:
+                    logits = logits + bias
+                received += logits.softmax(dim=-1).sum(dim=2).mean(dim=1)
+            info.received_attn = received / q.shape[2]  # [B, N]
+        return info

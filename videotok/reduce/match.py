@@ -1,0 +1,110 @@
+"""Pure planning and merging functions: plan once (which token goes where), apply to every tensor.
+
+A plan maps each current token to an output slot. Applying it is one size-weighted scatter-average,
+so features, sizes, positions and sources are merged alike and nothing is discarded unless a plan
+says so (dest = -1). Accumulation runs in float32 whatever the autocast dtype, because a sum of
+many bf16 tokens loses the small ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from videotok.reduce.state import Grid, TokenState
+
+
+@dataclass
+class MergePlan:
+    """dest[b, i]: output slot of token i of sample b, in [0, num_out), or -1 to drop it.
+
+    weight: optional [B, N] importance that multiplies size in the feature average only (positions
+    stay a centre of mass, sizes still add).
+    """
+
+    dest: Tensor  # [B, N] long
+    num_out: int
+    weight: Optional[Tensor] = None  # [B, N] float
+
+
+def slots_of_kept(keep: Tensor) -> Tensor:
+    """Output slots that preserve the original order of the kept tokens: [B, N] bool -> [B, N] long.
+
+    Dropped positions get the slot their kept successor would get; callers overwrite them.
+    """
+    return keep.long().cumsum(dim=1) - 1
+
+
+def apply_plan(
+    state: TokenState,
+    plan: MergePlan,
+    grid: Optional[Grid] = None,
+    frames: Optional[int] = None,
+) -> TokenState:
+    """Merge `state` by `plan`: size-weighted averages of x and pos, summed sizes and sources."""
+    batch, num_tokens, dim = state.x.shape
+    kept = plan.dest >= 0
+    dest = plan.dest.clamp(min=0)
+    size = state.size * kept  # [B, N]; dropped tokens carry no weight
+    weight = size if plan.weight is None else size * plan.weight.float()
+
+    def scatter(values: Tensor, w: Tensor) -> Tensor:
+        # values [B, N, D] weighted by w [B, N] -> summed per output slot [B, num_out, D]
+        out = values.new_zeros(batch, plan.num_out, values.shape[-1], dtype=torch.float32)
+        index = dest.unsqueeze(-1).expand(-1, -1, values.shape[-1])
+        return out.scatter_add_(1, index, values.float() * w.unsqueeze(-1))
+
+    def total(w: Tensor) -> Tensor:
+        return w.new_zeros(batch, plan.num_out).scatter_add_(1, dest, w)  # [B, num_out]
+
+    weight_sum = total(weight).clamp_min(1e-12)
+    x = (scatter(state.x, weight) / weight_sum.unsqueeze(-1)).to(state.x.dtype)
+    new_size = total(size)
+    pos = scatter(state.pos, size) / new_size.clamp_min(1e-12).unsqueeze(-1)
+    source = None
+    if state.source is not None:
+        source = scatter(state.source, kept.float())
+    merged = state.merged or bool(plan.num_out < num_tokens)
+    return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged)
+
+
+def keep_plan(keep: Tensor) -> MergePlan:
+    """Plan that keeps the `keep` [B, N] tokens in order and drops the rest (equal count per sample)."""
+    counts = keep.sum(1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError("every sample must keep the same number of tokens")
+    dest = torch.where(keep, slots_of_kept(keep), torch.full_like(keep, -1, dtype=torch.long))
+    return MergePlan(dest=dest, num_out=int(counts[0]))
+
+
+def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> MergePlan:
+    """ToMe's bipartite soft matching over tokens [B, N, D] (cosine similarity of `metric`).
+
+    Tokens alternate into sets A (even) and B (odd); each A token finds its most similar B token and
+    the r most similar edges are merged. Prefix tokens are never merged; r is capped at half the
+    mergeable tokens. Kept tokens keep their order, so the prefix stays first.
+    """
+    batch, num_tokens, _ = metric.shape
+    protected = torch.zeros(num_tokens, dtype=torch.bool, device=metric.device)
+    protected[:num_prefix] = True
+    is_a = torch.zeros(num_tokens, dtype=torch.bool, device=metric.device)
+    is_a[0::2] = True
+    idx_a = torch.nonzero(is_a & ~protected).squeeze(1)  # mergeable A tokens
+    idx_b = torch.nonzero(~is_a & ~protected).squeeze(1)
+    r = min(r, idx_a.numel(), (num_tokens - num_prefix) // 2)
+    dest_identity = torch.arange(num_tokens, device=metric.device).expand(batch, -1)
+    if r <= 0:
+        return MergePlan(dest=dest_identity.clone(), num_out=num_tokens)
+    metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    scores = metric[:, idx_a] @ metric[:, idx_b].transpose(1, 2)  # [B, |A|, |B|]
+    best_score, best_b = scores.max(dim=-1)  # [B, |A|]
+    merged_a = best_score.argsort(dim=-1, descending=True)[:, :r]  # [B, r] positions within A
+    keep = torch.ones(batch, num_tokens, dtype=torch.bool, device=metric.device)
+    src_tokens = idx_a[merged_a]  # [B, r] token indices that disappear
+    keep.scatter_(1, src_tokens, False)
+    slots = slots_of_kept(keep)
+    dst_tokens = idx_b[best_b.gather(1, merged_a)]  # [B, r] token they join
+    dest = slots.scatter(1, src_tokens, slots.gather(1, dst_tokens))
+    return MergePlan(dest=dest, num_out=num_tokens - r)

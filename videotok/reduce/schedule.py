@@ -1,0 +1,61 @@
+"""Which blocks reduce, and by how much. Shared by every strategy so argument names mean one thing."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+LayersArg = Union[str, Sequence[int], None]
+
+
+def parse_layers(layers: LayersArg, depth: int, option: str = "layers") -> tuple[int, ...]:
+    """Block indices from "3,6,9", [3, 6, 9], "all" or None (every block). Validated against depth."""
+    if layers is None or (isinstance(layers, str) and layers.strip().lower() in ("", "all")):
+        return tuple(range(depth))
+    if isinstance(layers, str):
+        try:
+            values = [int(v) for v in layers.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ValueError(f"{option}={layers!r}: expected comma-separated block indices such as 3,6,9") from None
+    elif isinstance(layers, int):
+        values = [layers]
+    else:
+        values = [int(v) for v in layers]
+    bad = [v for v in values if not 0 <= v < depth]
+    if bad:
+        raise ValueError(f"{option}: block indices {bad} are outside 0..{depth - 1} for this {depth}-block backbone")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{option}={layers!r}: an index appears twice")
+    return tuple(sorted(values))
+
+
+def r_per_layer(r: int, num_layers: int, inflection: float = 0.0) -> list[int]:
+    """ToMe's (r, inflection) schedule: constant r at 0, decreasing for inflection > 0, increasing < 0.
+
+    The total stays about r * num_layers; the first layer gets r * (1 + inflection), the last
+    r * (1 - inflection).
+    """
+    if not -1.0 <= inflection <= 1.0:
+        raise ValueError(f"inflection={inflection}: must lie in [-1, 1]")
+    if num_layers <= 1:
+        return [r] * num_layers
+    first = r * (1.0 + inflection)
+    last = r * (1.0 - inflection)
+    step = (last - first) / (num_layers - 1)
+    return [int(round(first + step * i)) for i in range(num_layers)]
+
+
+def kept_after(num_tokens: int, keep_rate: float) -> int:
+    """Tokens kept from `num_tokens` at `keep_rate` (EViT's ceil), at least one."""
+    if not 0.0 < keep_rate <= 1.0:
+        raise ValueError(f"keep_rate={keep_rate}: must lie in (0, 1]")
+    return max(1, math.ceil(keep_rate * num_tokens))
+
+
+def check_not_below_one(name: str, remaining: int, detail: str) -> None:
+    """Fail before any work when a schedule would leave fewer than one patch token."""
+    if remaining < 1:
+        raise ValueError(f"reducer {name!r}: the schedule leaves {remaining} patch tokens ({detail}); reduce less")
+
+
+def optional_int(value: Optional[Union[int, str]]) -> Optional[int]:
+    return None if value is None or value == "" else int(value)

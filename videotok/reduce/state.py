@@ -1,0 +1,79 @@
+"""TokenState: the tokens of a video transformer and what travels with them between blocks.
+
+Keeping `size`, `pos` and `grid` next to the features is what lets every reducer merge truthfully
+(size-weighted), lets attention stay proportional, and lets divided attention know whether the
+tokens still form the full regular grid instead of guessing it from the token count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+Grid = tuple[int, int, int]
+
+
+@dataclass
+class TokenState:
+    """Tokens entering or leaving a block.
+
+    x:       [B, N, C] tokens, the `num_prefix` protected tokens (CLS) first.
+    size:    [B, N] float, how many original tokens each token stands for; sums to N0.
+    pos:     [B, N, 3] float, (t, h, w) centre of mass of the original patches a token covers.
+    grid:    (T, H, W) while the patch tokens are the full regular grid in t-major order, else None.
+    num_prefix: number of protected leading tokens.
+    source:  optional [B, N, N0] float, the share of each original token a token holds (visualisation).
+    frames:  T while the patch tokens are T equal, contiguous per-frame groups (t-major), even after
+             the spatial grid is gone (per-frame merging); None once frames mix.
+    merged:  True once any token stands for more than one original token, so attention must be
+             proportional; lets the unit-size case skip the bias (exactly plain attention).
+    context: optional [B, M, C] keys-only tokens a reducer hands to the next block (semantic tokens).
+    """
+
+    x: Tensor
+    size: Tensor
+    pos: Tensor
+    grid: Optional[Grid]
+    num_prefix: int
+    source: Optional[Tensor] = None
+    frames: Optional[int] = None
+    merged: bool = False
+    context: Optional[Tensor] = None
+
+    @classmethod
+    def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
+        """Start state for `x` = [prefix; patch tokens of `grid` in t-major order]."""
+        batch, num_tokens, _ = x.shape
+        t, h, w = grid
+        if num_tokens != num_prefix + t * h * w:
+            raise ValueError(f"{num_tokens} tokens do not match {num_prefix} prefix + grid {grid}")
+        device = x.device
+        coords = torch.stack(
+            torch.meshgrid(
+                torch.arange(t, device=device, dtype=torch.float32),
+                torch.arange(h, device=device, dtype=torch.float32),
+                torch.arange(w, device=device, dtype=torch.float32),
+                indexing="ij",
+            ),
+            dim=-1,
+        ).reshape(t * h * w, 3)  # [THW, 3]
+        centre = coords.mean(0, keepdim=True).expand(num_prefix, 3)  # prefix tokens sit at the centre
+        pos = torch.cat([centre, coords], 0).unsqueeze(0).expand(batch, -1, -1)  # [B, N, 3]
+        size = torch.ones(batch, num_tokens, device=device, dtype=torch.float32)
+        source = None
+        if track_source:
+            source = torch.eye(num_tokens, device=device, dtype=torch.float32).unsqueeze(0).expand(batch, -1, -1)
+        return cls(x=x, size=size, pos=pos, grid=grid, num_prefix=num_prefix, source=source, frames=t)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def num_patches(self) -> int:
+        return self.x.shape[1] - self.num_prefix
+
+    def replace(self, **changes) -> "TokenState":
+        return replace(self, **changes)
