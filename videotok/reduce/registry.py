@@ -4,7 +4,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
+
+import yaml
 
 _REDUCERS: dict[str, type] = {}
 _DISCOVERED = False
@@ -50,7 +52,23 @@ def reducer_class(name: str) -> type:
 def reducer_arguments(name: str) -> dict[str, inspect.Parameter]:
     """The constructor arguments of a reducer (what YAML and --reducer-arg may set)."""
     params = inspect.signature(reducer_class(name).__init__).parameters
-    return {k: p for k, p in params.items() if k != "self" and p.kind is p.KEYWORD_ONLY or (k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {k: p for k, p in params.items() if k != "self" and p.kind in kinds}
+
+
+def parse_reducer_args(items: Sequence[str]) -> dict[str, Any]:
+    """["r=13", "layers=3,6,9", "scope=frame"] -> {"r": 13, "layers": "3,6,9", "scope": "frame"}.
+
+    Values are read as YAML scalars (ints, floats, booleans, null), anything else stays a string.
+    """
+    args: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--reducer-arg {item!r}: expected key=value, for example r=13 or layers=3,6,9")
+        parsed = yaml.safe_load(value) if value.strip() else None
+        args[key.strip()] = parsed if isinstance(parsed, (int, float, bool, type(None))) else value
+    return args
 
 
 def build_reducer(name: str = "none", **kwargs: Any):
