@@ -1,0 +1,409 @@
+"""Generate a small synthetic video dataset in the Kinetics layout.
+
+Each class is a (shape, motion direction) pair, e.g. ``circle_up`` vs ``circle_down`` vs
+``square_up``. Colours, sizes, positions and speeds (1-2.5 px/frame at 112 px) are random,
+objects wrap around the frame edge along their motion (so position says nothing about
+direction), and the background is a random texture with per-frame noise: colour cannot tell
+the shape and a single frame cannot tell the direction; a model needs both appearance and
+motion. Videos are written with PyAV (H.264).
+
+Layout written under OUT_DIR (exactly what ``data_tools.kinetics`` produces for Kinetics):
+
+    {train,val,test}/<class>/<id>_<start:06d>_<end:06d>.mp4
+    train.csv val.csv test.csv      PyTorchVideo path-label lists, paths relative to OUT_DIR
+    classes.txt                     sorted class names, one per line
+    annotations/{train,validate,test}.csv   official-style annotation CSVs
+    synthetic.json                  manifest: parameters and files (written last)
+
+Generation is deterministic by seed and idempotent: a complete set with the same parameters
+is reused; different parameters replace the files of the previous set.
+
+Defaults: up/down only, because horizontal flip (a standard Kinetics augmentation) would turn
+``left`` into ``right``; train with ``horizontal_flip: false`` if you add left/right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle")
+DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+SPLITS = ("train", "val", "test")
+ANNOTATION_SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}
+MANIFEST = "synthetic.json"
+MANIFEST_VERSION = 2
+# Speeds and radii are given for a 112-pixel frame and scale with --size.
+SPEED_RANGE = (1.0, 2.5)  # pixels per frame
+RADIUS_RANGE = (8.0, 14.0)
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Everything that determines the generated files (compared to reuse a set)."""
+
+    shapes: tuple[str, ...] = ("circle", "square", "triangle")
+    directions: tuple[str, ...] = ("up", "down")
+    num_classes: int | None = None
+    train_per_class: int = 48
+    val_per_class: int = 12
+    test_per_class: int = 12
+    size: int = 112
+    fps: int = 16
+    frames: int = 32
+    distractors: int = 0
+    seed: int = 0
+    version: int = field(default=MANIFEST_VERSION)
+
+    def class_names(self) -> list[str]:
+        """Sorted class names ``<shape>_<direction>``."""
+        names = [f"{s}_{d}" for s in self.shapes for d in self.directions]
+        if self.num_classes is not None:
+            names = names[: self.num_classes]
+        return sorted(names)
+
+    def validate(self) -> None:
+        bad = [s for s in self.shapes if s not in SHAPES] + [
+            d for d in self.directions if d not in DIRECTIONS
+        ]
+        if bad:
+            raise ValueError(f"unknown shapes/directions {bad}; known {SHAPES} and {tuple(DIRECTIONS)}")
+        if len(self.class_names()) < 2:
+            raise ValueError("need at least 2 classes")
+        if self.size < 32 or self.size % 2:
+            raise ValueError(f"size must be an even number >= 32, got {self.size}")
+        if self.frames < 2 or self.fps < 1:
+            raise ValueError("need frames >= 2 and fps >= 1")
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str  # absolute output path
+    label: str
+    shape: str
+    direction: str
+    seed: tuple[int, ...]
+    size: int
+    fps: int
+    frames: int
+    distractors: int
+
+
+def _draw_shape(shape: str, cx: float, cy: float, r: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Boolean mask of one shape; square and triangle are sized to about the circle's area."""
+    if shape == "circle":
+        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    if shape == "square":
+        h = 0.886 * r  # same area as the circle
+        return (np.abs(xx - cx) <= h) & (np.abs(yy - cy) <= h)
+    # Upward-pointing triangle inscribed in a circle of radius 1.2 r around (cx, cy).
+    R = 1.2 * r
+    top, base = cy - R, cy + 0.5 * R
+    half_width = (yy - top) / (base - top) * (0.866 * R)
+    return (yy >= top) & (yy <= base) & (np.abs(xx - cx) <= half_width)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth random colour texture [H, W, 3] float in [40, 200]."""
+    coarse = rng.uniform(40, 200, size=(3, size // 16 + 2, size // 16 + 2))
+    idx = np.linspace(0, coarse.shape[1] - 1, size)
+    i0 = np.floor(idx).astype(int).clip(0, coarse.shape[1] - 2)
+    frac = idx - i0
+    rows = coarse[:, i0] * (1 - frac)[None, :, None] + coarse[:, i0 + 1] * frac[None, :, None]
+    tex = rows[:, :, i0] * (1 - frac) + rows[:, :, i0 + 1] * frac  # [3, H, W]
+    return tex.transpose(1, 2, 0)
+
+
+def render_video(
+    rng: np.random.Generator,
+    shape: str,
+    direction: str,
+    size: int = 112,
+    frames: int = 32,
+    distractors: int = 0,
+) -> tuple[np.ndarray, dict]:
+    """Render one clip: frames [T, H, W, 3] uint8 and its parameters (speed, start, colour)."""
+    scale = size / 112
+    r = rng.uniform(*RADIUS_RANGE) * scale
+    margin = r * 1.2 + 2  # the triangle reaches 1.2 r from its centre
+    speed = rng.uniform(*SPEED_RANGE) * scale
+    dx, dy = DIRECTIONS[direction]
+    # Along the motion the object wraps around the frame edge (a torus), so its position in
+    # any frame is uniform whatever the direction; across the motion it stays fully inside.
+    x0 = rng.uniform(0, size) if dx else rng.uniform(margin, size - margin)
+    y0 = rng.uniform(0, size) if dy else rng.uniform(margin, size - margin)
+    bg = _background(rng, size)
+    bg_mean = bg.reshape(-1, 3).mean(0)
+    colour = rng.uniform(0, 255, 3)
+    while np.abs(colour - bg_mean).sum() < 150:  # keep the object visible on its background
+        colour = rng.uniform(0, 255, 3)
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    still = bg.copy()
+    for _ in range(distractors):  # static shapes: appearance alone is not the answer
+        kind = SHAPES[rng.integers(len(SHAPES))]
+        mask = _draw_shape(kind, rng.uniform(0, size), rng.uniform(0, size), r, yy, xx)
+        still[mask] = rng.uniform(0, 255, 3)
+
+    video = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for t in range(frames):
+        frame = still.copy()
+        cx, cy = (x0 + dx * speed * t) % size, (y0 + dy * speed * t) % size
+        mask = _draw_shape(shape, cx, cy, r, yy, xx)
+        along = cx if dx else cy
+        for wrap in (-size, size):  # the part entering from the opposite edge
+            if 0 <= along + wrap + margin and along + wrap - margin < size:
+                mask |= _draw_shape(shape, cx + abs(dx) * wrap, cy + abs(dy) * wrap, r, yy, xx)
+        frame[mask] = colour
+        frame += rng.normal(0, 10, frame.shape)  # per-frame noise: differencing is not free
+        video[t] = frame.clip(0, 255).astype(np.uint8)
+    info = {"speed_px_per_frame": float(speed), "radius": float(r), "start": (float(x0), float(y0)),
+            "colour": tuple(float(c) for c in colour)}
+    return video, info
+
+
+def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: int) -> None:
+    """Write frames [T, H, W, 3] uint8 as H.264 mp4, atomically (temp name, then rename)."""
+    import av
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = video.shape[2], video.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1  # parallel across files instead
+        # mbtree=0: x264's macroblock-tree rate control made the bytes differ now and then
+        # between runs on the same frames; without it output is deterministic by seed.
+        stream.options = {"crf": "20", "preset": "veryfast", "g": str(fps), "x264-params": "mbtree=0"}
+        for index, rgb in enumerate(video):
+            # Convert to yuv420p ourselves: leaving it to the encoder made the output bytes
+            # depend on earlier videos encoded in the same process.
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    os.replace(tmp, path)
+
+
+def _run_job(job: _Job) -> str:
+    rng = np.random.default_rng(list(job.seed))
+    video, _ = render_video(rng, job.shape, job.direction, job.size, job.frames, job.distractors)
+    Path(job.path).parent.mkdir(parents=True, exist_ok=True)
+    write_mp4(job.path, video, job.fps)
+    return job.path
+
+
+def _video_id(rng: np.random.Generator) -> str:
+    return "".join(_ID_CHARS[i] for i in rng.integers(0, len(_ID_CHARS), 11))
+
+
+def _plan(out_dir: Path, p: SyntheticParams) -> tuple[list[_Job], dict[str, list[tuple]]]:
+    """All jobs and, per split, rows (relative path, label index, class, id, start, end)."""
+    classes = p.class_names()
+    per_split = {"train": p.train_per_class, "val": p.val_per_class, "test": p.test_per_class}
+    duration = max(1, round(p.frames / p.fps))
+    jobs, rows = [], {s: [] for s in SPLITS}
+    for si, split in enumerate(SPLITS):
+        for ci, name in enumerate(classes):
+            shape, direction = name.rsplit("_", 1)
+            for i in range(per_split[split]):
+                seed = (p.seed, si, ci, i)
+                meta = np.random.default_rng([*seed, 7])
+                vid, t0 = _video_id(meta), int(meta.integers(0, 300))
+                rel = f"{split}/{name}/{vid}_{t0:06d}_{t0 + duration:06d}.mp4"
+                jobs.append(_Job(str(out_dir / rel), name, shape, direction, seed,
+                                 p.size, p.fps, p.frames, p.distractors))
+                rows[split].append((rel, ci, name, vid, t0, t0 + duration))
+    return jobs, rows
+
+
+def _load_manifest(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_complete(out_dir: Path, manifest: dict | None, params: SyntheticParams) -> bool:
+    if manifest is None or manifest.get("params") != json.loads(json.dumps(asdict(params))):
+        return False
+    needed = manifest.get("files", []) + ["classes.txt", *[f"{s}.csv" for s in SPLITS]]
+    return all((out_dir / f).is_file() for f in needed)
+
+
+def _remove_previous(out_dir: Path, manifest: dict | None) -> None:
+    """Delete only what a previous generation listed in its manifest (never user files)."""
+    if manifest is None:
+        return
+    for rel in manifest.get("files", []):
+        (out_dir / rel).unlink(missing_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+
+
+def generate_synthetic(
+    out_dir: str | os.PathLike,
+    *,
+    shapes: Sequence[str] = ("circle", "square", "triangle"),
+    directions: Sequence[str] = ("up", "down"),
+    num_classes: int | None = None,
+    train_per_class: int = 48,
+    val_per_class: int = 12,
+    test_per_class: int = 12,
+    size: int = 112,
+    fps: int = 16,
+    frames: int = 32,
+    distractors: int = 0,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Generate (or reuse) the synthetic set in ``out_dir``; return ``out_dir`` as a Path.
+
+    ``workers`` processes encode in parallel (default: all cores); 0 or 1 runs in-process.
+    """
+    out = Path(out_dir).resolve()
+    params = SyntheticParams(tuple(shapes), tuple(directions), num_classes, train_per_class,
+                             val_per_class, test_per_class, size, fps, frames, distractors, seed)
+    params.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out / ".synthetic.lock"):  # DDP ranks may all ask at once
+        return _generate_locked(out, params, workers, progress)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_path`` (no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _generate_locked(out: Path, params: SyntheticParams, workers: int | None, progress: bool) -> Path:
+    manifest = _load_manifest(out)
+    if _is_complete(out, manifest, params):
+        return out
+    _remove_previous(out, manifest)
+    jobs, rows = _plan(out, params)
+
+    if workers is None:
+        workers = os.cpu_count() or 1
+    pool = None
+    if workers > 1 and not mp.current_process().daemon and len(jobs) > 1:
+        pool = mp.get_context("fork" if sys.platform == "linux" else "spawn").Pool(workers)
+        iterator = pool.imap_unordered(_run_job, jobs, chunksize=4)
+    else:
+        iterator = map(_run_job, jobs)
+    try:
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, total=len(jobs), desc="synthetic", unit="video")
+        for _ in iterator:
+            pass
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+    classes = params.class_names()
+    (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    (out / "annotations").mkdir(exist_ok=True)
+    for split in SPLITS:
+        (out / f"{split}.csv").write_text("".join(f"{r[0]} {r[1]}\n" for r in rows[split]))
+        with open(out / "annotations" / f"{ANNOTATION_SPLIT_NAMES[split]}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for _, _, name, vid, t0, t1 in rows[split]:
+                w.writerow([name, vid, t0, t1, ANNOTATION_SPLIT_NAMES[split]])
+    files = [r[0] for split in SPLITS for r in rows[split]]
+    files += [f"annotations/{ANNOTATION_SPLIT_NAMES[s]}.csv" for s in SPLITS]
+    manifest = {"params": asdict(params), "num_videos": len(jobs), "files": files}
+    tmp = out / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out / MANIFEST)
+    for split in SPLITS:  # drop class folders a previous, different set left empty
+        for d in (out / split).glob("*"):
+            if d.is_dir() and not any(d.iterdir()):
+                shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = SyntheticParams()
+    p = argparse.ArgumentParser(
+        prog="python -m data_tools.synthetic",
+        description="Generate a small shape x motion-direction video dataset in the Kinetics "
+        "layout (train/val/test.csv, classes.txt, mp4 files). Deterministic by --seed; reuses "
+        "a complete set with the same parameters.",
+    )
+    p.add_argument("out_dir", help="output folder (becomes the datamodule's data_dir)")
+    p.add_argument("--shapes", type=_csv_list, default=list(d.shapes),
+                   help=f"comma-separated, from {','.join(SHAPES)} (default: %(default)s)")
+    p.add_argument("--directions", type=_csv_list, default=list(d.directions),
+                   help=f"comma-separated, from {','.join(DIRECTIONS)} (default: %(default)s); "
+                   "left/right need horizontal_flip: false when training")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="keep only the first N shape_direction classes (default: all)")
+    p.add_argument("--train-per-class", type=int, default=d.train_per_class)
+    p.add_argument("--val-per-class", type=int, default=d.val_per_class)
+    p.add_argument("--test-per-class", type=int, default=d.test_per_class)
+    p.add_argument("--size", type=int, default=d.size, help="frame height = width (default: %(default)s)")
+    p.add_argument("--fps", type=int, default=d.fps, help="frames per second (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=d.frames, help="frames per video (default: %(default)s)")
+    p.add_argument("--distractors", type=int, default=d.distractors,
+                   help="static shapes of random kind per video (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        out = generate_synthetic(
+            args.out_dir, shapes=args.shapes, directions=args.directions,
+            num_classes=args.num_classes, train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class, test_per_class=args.test_per_class, size=args.size,
+            fps=args.fps, frames=args.frames, distractors=args.distractors, seed=args.seed,
+            workers=args.workers, progress=sys.stderr.isatty(),
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    num_videos = _load_manifest(out)["num_videos"]
+    num_classes = len((out / "classes.txt").read_text().split())
+    print(f"{num_videos} videos, {num_classes} classes in {out} "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

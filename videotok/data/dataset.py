@@ -1,0 +1,255 @@
+"""The iterable clip dataset: our own small loop over videos, so failures are counted.
+
+Why not PyTorchVideo's ``LabeledVideoDataset``: on a bad video it retries silently, and the
+caller never learns which file was bad. Here a bad video (missing, empty, truncated, not a
+video, wrong extension, label out of range) is skipped and its ``(path, reason)`` rides on the
+next sample this worker yields, in ``sample["skipped"]``.
+
+Samples: ``video`` float [C, T, H, W] (normalised), ``label`` int, ``video_index`` (row of the
+split CSV), ``view_index`` (``clip * num_crops + crop``; 0 in training), ``skipped``.
+
+Failures at the end of a shard: each worker holds back its latest sample until it knows the
+next one, so failures after it still ride on it. A worker whose shard holds no readable video
+at all yields one *failure-only record*, ``{"skipped": [...]}`` with no ``video``;
+``collate_with_failures`` keeps its failures and drops the record, so that worker's batch
+may have zero videos (B = 0) but still carries ``batch["skipped"]``.
+
+Training keeps epochs the same length on every rank (DDP needs equal step counts): a skipped
+video is replaced by the next readable one of the worker's shard (wrapping around), so a
+worker yields exactly its share unless its whole shard is unreadable.
+
+Evaluation decodes all views of a video before yielding any, so a video contributes exactly
+``num_clips * num_crops`` views or none (and is then reported in ``skipped``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Optional, Union
+
+import torch
+from torch.utils.data import IterableDataset
+
+from videotok.data.failures import Skip, VideoLoadError
+from videotok.data.pytorchvideo_compat import ClipInfo, LabeledVideoPaths, video_fps
+from videotok.data.sampling import (
+    clip_duration,
+    distributed_rank_world,
+    eval_clip_sampler,
+    shard_indices,
+    train_clip_sampler,
+    worker_id_count,
+)
+from videotok.data.transforms import SampleTransform
+from videotok.data.video_reader import open_video, read_clip
+
+VideoOutcome = Union[list[dict], Skip]
+
+
+class VideoClipDataset(IterableDataset):
+    """Clips of labelled videos, sharded over ranks and workers (see module docstring).
+
+    ``training=True``: one random clip per video through ``transform``; shuffled per epoch.
+    ``training=False``: ``views[0]`` evenly spaced clips through ``transform``, each cut into
+    ``views[1]`` crops through ``view_transform``; in order, every video exactly once.
+    ``rank``/``world_size`` default to torch.distributed's at iteration time.
+    """
+
+    def __init__(
+        self,
+        videos: LabeledVideoPaths,
+        num_classes: int,
+        transform: SampleTransform,
+        *,
+        training: bool,
+        num_frames: int = 8,
+        sampling_rate: int = 8,
+        views: tuple[int, int] = (1, 1),
+        view_transform: Optional[SampleTransform] = None,
+        decoder: str = "decord",
+        seed: int = 0,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if training and tuple(views) != (1, 1):
+            raise ValueError("training samples one view per video")
+        if not training and view_transform is None:
+            raise ValueError("evaluation needs a view_transform (the crop)")
+        self.videos = videos
+        self.num_classes = num_classes
+        self.transform = transform
+        self.view_transform = view_transform
+        self.training = training
+        self.num_frames = num_frames
+        self.sampling_rate = sampling_rate
+        self.views = (int(views[0]), int(views[1]))
+        self.decoder = decoder
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self._epoch = 0
+        self._iterations_since_set = 0
+
+    # -- epochs ----------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle for ``epoch`` next. Persistent workers never see this call on their copy;
+        they count their own iterations from the epoch they were created with."""
+        self._epoch = epoch
+        self._iterations_since_set = 0
+
+    # -- sharding --------------------------------------------------------------------------
+    def bind_distributed(self) -> None:
+        """Fix rank and world size from torch.distributed (call in the main process)."""
+        if self.rank is None or self.world_size is None:
+            self.rank, self.world_size = distributed_rank_world()
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.rank is None or self.world_size is None:
+            return distributed_rank_world()
+        return self.rank, self.world_size
+
+    def shard(self, worker_id: int, num_workers: int, epoch: int = 0) -> list[int]:
+        """Rows of the CSV that this rank's worker ``worker_id`` reads in ``epoch``."""
+        rank, world = self._rank_world()
+        return shard_indices(
+            len(self.videos), rank, world, worker_id, num_workers,
+            even=self.training, shuffle=self.training, seed=self.seed, epoch=epoch,
+        )
+
+    def __len__(self) -> int:
+        """Samples this rank yields when no video fails."""
+        return len(self.shard(0, 1)) * self.views_per_video
+
+    @property
+    def views_per_video(self) -> int:
+        return self.views[0] * self.views[1]
+
+    def num_batches(self, batch_size: int, num_workers: int, drop_last: bool = False) -> int:
+        """Batches this rank's DataLoader yields when no video fails (each worker batches its
+        own samples, so each worker may end on a partial batch)."""
+        workers = max(num_workers, 1)
+        per_worker = [len(self.shard(w, workers)) * self.views_per_video for w in range(workers)]
+        rounding = math.floor if drop_last else math.ceil
+        return sum(rounding(n / batch_size) for n in per_worker)
+
+    # -- iteration -------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict]:
+        worker_id, num_workers = worker_id_count()
+        epoch = self._epoch + self._iterations_since_set
+        self._iterations_since_set += 1
+        indices = self.shard(worker_id, num_workers, epoch)
+        outcomes = self._train_outcomes(indices) if self.training else map(self._load, indices)
+        return self._attach_failures(outcomes)
+
+    def _train_outcomes(self, indices: list[int]) -> Iterator[VideoOutcome]:
+        """Exactly ``len(indices)`` loaded videos, replacing failures by the next readable
+        index of the shard; stops early only when every index of the shard failed."""
+        failed: set[int] = set()
+        loaded, position = 0, 0
+        while loaded < len(indices) and len(failed) < len(set(indices)):
+            index = indices[position % len(indices)]
+            position += 1
+            if index in failed:
+                continue
+            outcome = self._load(index)
+            if isinstance(outcome, tuple):
+                failed.add(index)
+            else:
+                loaded += 1
+            yield outcome
+
+    @staticmethod
+    def _attach_failures(outcomes: Iterator[VideoOutcome]) -> Iterator[dict]:
+        """Yield samples, each carrying the failures seen since the previous one."""
+        pending: list[Skip] = []
+        held: Optional[dict] = None
+        for outcome in outcomes:
+            if isinstance(outcome, tuple):
+                pending.append(outcome)
+                continue
+            for sample in outcome:
+                if held is not None:
+                    yield held
+                sample["skipped"], pending = pending, []
+                held = sample
+        if held is not None:
+            held["skipped"] = held["skipped"] + pending
+            yield held
+        elif pending:
+            yield {"skipped": pending}  # failure-only record: this worker read no video
+
+    def _load(self, index: int) -> VideoOutcome:
+        """All samples of video ``index``, or its (path, reason) if it cannot be used."""
+        path, meta = self.videos[index]
+        label = int(meta["label"])
+        if not 0 <= label < self.num_classes:
+            return (path, f"label {label} outside the {self.num_classes} classes")
+        video = None
+        try:
+            video = open_video(path, self.decoder)
+            duration = clip_duration(self.num_frames, self.sampling_rate, video_fps(video))
+            if self.training:
+                return [self._train_sample(video, duration, label, index)]
+            return self._eval_samples(video, duration, label, index)
+        except VideoLoadError as e:
+            return (path, str(e))
+        except Exception as e:  # noqa: BLE001 - a bad file must never kill the worker
+            return (path, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        finally:
+            if video is not None:
+                video.close()
+
+    def _train_sample(self, video, duration, label: int, index: int) -> dict:
+        info: ClipInfo = train_clip_sampler(duration)(0.0, video.duration, {})
+        clip = read_clip(video, info.clip_start_sec, info.clip_end_sec, self.num_frames)
+        sample = {"video": clip, "label": label, "video_index": index, "view_index": 0}
+        return self.transform(sample)
+
+    def _eval_samples(self, video, duration, label: int, index: int) -> list[dict]:
+        num_clips, num_crops = self.views
+        sampler = eval_clip_sampler(duration, num_clips, num_crops)
+        samples: list[dict] = []
+        clip = None
+        for _ in range(num_clips * num_crops):
+            info: ClipInfo = sampler(0.0, video.duration, {})
+            if info.aug_index == 0:  # a new clip: decode once, crop num_crops times
+                raw = read_clip(video, info.clip_start_sec, info.clip_end_sec, self.num_frames)
+                clip = self.transform({"video": raw})["video"]
+            view = {
+                "video": clip,
+                "crop_index": info.aug_index,
+                "label": label,
+                "video_index": index,
+                "view_index": info.clip_index * num_crops + info.aug_index,
+            }
+            view = self.view_transform(view)
+            view.pop("crop_index", None)
+            view.pop("spatial_index", None)
+            samples.append(view)
+        return samples
+
+
+def collate_with_failures(
+    records: list[dict], video_shape: Optional[tuple[int, int, int, int]] = None
+) -> dict:
+    """Stack samples into a batch and gather every record's failures in ``batch["skipped"]``.
+
+    ``video`` [B, C, T, H, W]; ``label``, ``video_index``, ``view_index`` [B] long;
+    ``skipped`` list of (path, reason). B may be 0 (see the module docstring): ``video`` is
+    then empty with shape [0, *video_shape] ([0, 0, 0, 0, 0] when not given).
+    """
+    skipped = [tuple(s) for r in records for s in r.get("skipped", ())]
+    samples = [{k: v for k, v in r.items() if k != "skipped"} for r in records if "video" in r]
+    if samples:
+        batch = torch.utils.data.default_collate(samples)
+    else:
+        empty = torch.empty(0, dtype=torch.long)
+        batch = {
+            "video": torch.empty(0, *(video_shape or (0, 0, 0, 0))),
+            "label": empty,
+            "video_index": empty.clone(),
+            "view_index": empty.clone(),
+        }
+    batch["skipped"] = skipped
+    return batch

@@ -1,0 +1,148 @@
+"""Open a video file and read one clip of it, turning every problem into a ``VideoLoadError``.
+
+Two decoders behind PyTorchVideo's ``Video`` interface (duration, get_clip, close):
+
+- ``decord`` (default): ``DecordVideo`` below. It picks the clip's frames the way
+  PyTorchVideo does (time window -> frame indices, then ``UniformTemporalSubsample``'s
+  linspace) but asks decord only for those frames. PyTorchVideo's own decord wrapper decodes
+  and converts every frame of the window to float first, which measured 4-5x slower for an
+  8x4 clip (benchmarks/results/decoders.md).
+- ``pyav``: PyTorchVideo's ``EncodedVideo`` (PyAV), then the same subsampling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Optional
+
+import torch
+
+from videotok.data.failures import VideoLoadError
+from videotok.data.pytorchvideo_compat import DECODERS, EncodedVideo, Video, video_fps
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+_DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
+
+
+def check_decoder(decoder: str) -> None:
+    """Fail early, in the main process, on an unknown or uninstalled decoder."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    module = {"decord": "decord", "pyav": "av"}[decoder]
+    try:
+        __import__(module)
+    except ImportError as e:
+        package = {"decord": "decord2", "pyav": "av"}[decoder]
+        raise ImportError(
+            f"decoder={decoder!r} needs the {module} module: pip install {package} ({e})"
+        ) from e
+
+
+def subsample_indices(num_available: int, num_samples: int) -> list[int]:
+    """``UniformTemporalSubsample``'s choice of ``num_samples`` of ``num_available`` frames."""
+    picks = torch.linspace(0, num_available - 1, num_samples).clamp(0, num_available - 1).long()
+    return picks.tolist()
+
+
+class DecordVideo(Video):
+    """A video read with decord, decoding only the frames a clip needs."""
+
+    def __init__(self, path: str, num_threads: int = 1) -> None:
+        import decord
+
+        self._name = os.path.basename(path)
+        self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+        self._num_frames = len(self._reader)
+        self._fps = float(self._reader.get_avg_fps())  # read by pytorchvideo_compat.video_fps
+        if self._num_frames == 0 or self._fps <= 0:
+            raise VideoLoadError("no video frames")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def duration(self) -> float:
+        return self._num_frames / self._fps
+
+    def get_clip(
+        self, start_sec: float, end_sec: float, num_samples: Optional[int] = None
+    ) -> dict[str, Optional[torch.Tensor]]:
+        """Frames in [start_sec, end_sec) as float [C, T, H, W] in 0..255 (``num_samples`` of them)."""
+        start = math.ceil(self._fps * start_sec)  # same rounding as PyTorchVideo's decord reader
+        end = min(math.ceil(self._fps * end_sec), self._num_frames)
+        if start >= end:
+            return {"video": None, "audio": None}
+        indices = list(range(start, end))
+        if num_samples is not None:
+            indices = [indices[i] for i in subsample_indices(len(indices), num_samples)]
+        frames = self._reader.get_batch(indices)
+        if not isinstance(frames, torch.Tensor):  # decord's bridge is global state
+            frames = torch.from_numpy(frames.asnumpy())
+        video = frames.permute(3, 0, 1, 2).float()  # [T, H, W, C] -> [C, T, H, W]
+        return {"video": video, "audio": None}
+
+    def close(self) -> None:
+        self._reader = None
+
+
+def _reason(error: Exception) -> str:
+    """First line of an error without decord's "[hh:mm:ss] file.cc:line:" prefixes."""
+    text = _DECORD_PREFIX.sub("", str(error)).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+
+
+def open_video(path: str, decoder: str = "decord") -> Video:
+    """Open ``path`` after cheap checks; raise ``VideoLoadError`` with a short reason."""
+    if not os.path.exists(path):
+        raise VideoLoadError("missing file")
+    if not os.path.isfile(path):
+        raise VideoLoadError("not a file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in VIDEO_EXTENSIONS:
+        raise VideoLoadError(f"unsupported extension {ext or '(none)'!r}, expected one of {VIDEO_EXTENSIONS}")
+    if os.path.getsize(path) == 0:
+        raise VideoLoadError("empty file (0 bytes)")
+    try:
+        if decoder == "decord":
+            video = DecordVideo(path)
+        else:
+            video = EncodedVideo.from_path(path, decode_audio=False, decoder=decoder)
+    except VideoLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder error means "unreadable"
+        raise VideoLoadError(f"cannot open with {decoder}: {_reason(e)}") from e
+    if not video.duration or video.duration <= 0:
+        raise VideoLoadError(f"{decoder} finds no video duration")
+    return video
+
+
+def read_clip(video: Video, start_sec: float, end_sec: float, num_frames: int) -> torch.Tensor:
+    """``num_frames`` frames spread over [start_sec, end_sec): float [C, T, H, W] in 0..255."""
+    try:
+        if isinstance(video, DecordVideo):
+            clip = video.get_clip(start_sec, end_sec, num_samples=num_frames)["video"]
+        else:
+            clip = video.get_clip(start_sec, end_sec)["video"]
+            if clip is not None and clip.shape[1] > 0:
+                index = torch.tensor(subsample_indices(clip.shape[1], num_frames))
+                clip = clip.index_select(1, index)  # [C, T_window, H, W] -> [C, T, H, W]
+    except Exception as e:  # noqa: BLE001
+        window = f"{float(start_sec):.2f}-{float(end_sec):.2f}s"
+        raise VideoLoadError(f"decoding {window} failed: {_reason(e)}") from e
+    if clip is None or clip.shape[1] == 0:
+        raise VideoLoadError(f"no frames decoded in {float(start_sec):.2f}-{float(end_sec):.2f}s")
+    return clip
+
+
+__all__ = [
+    "DecordVideo",
+    "VIDEO_EXTENSIONS",
+    "check_decoder",
+    "open_video",
+    "read_clip",
+    "subsample_indices",
+    "video_fps",
+]
