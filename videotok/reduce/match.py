@@ -108,3 +108,63 @@ def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> Merg
     dst_tokens = idx_b[best_b.gather(1, merged_a)]  # [B, r] token they join
     dest = slots.scatter(1, src_tokens, slots.gather(1, dst_tokens))
     return MergePlan(dest=dest, num_out=num_tokens - r)
+
+
+def merge_into_plan(keep: Tensor, target: Tensor) -> MergePlan:
+    """Kept tokens stay in order; every other token joins the kept token `target` names.
+
+    keep: [B, N] bool, the same count per sample. target: [B, N] long token indices (read only where
+    `keep` is False; they must point at kept tokens). Nothing is discarded.
+    """
+    counts = keep.sum(1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError("every sample must keep the same number of tokens")
+    slots = slots_of_kept(keep)
+    dest = torch.where(keep, slots, slots.gather(1, target))
+    return MergePlan(dest=dest, num_out=int(counts[0]))
+
+
+def keep_fuse_plan(keep: Tensor, fuse: bool = True, weight: Optional[Tensor] = None) -> MergePlan:
+    """Keep the `keep` [B, N] tokens in order; fuse all others into ONE extra token appended last
+    (EViT), weighted by `weight` [B, N], or drop them when `fuse` is False."""
+    plan = keep_plan(keep)
+    if not fuse:
+        return plan
+    dest = torch.where(keep, plan.dest, torch.full_like(plan.dest, plan.num_out))
+    return MergePlan(dest=dest, num_out=plan.num_out + 1, weight=weight)
+
+
+def per_frame_plan(frame_plan: MergePlan, batch: int, frames: int, num_prefix: int) -> MergePlan:
+    """Lift a plan made for each frame's patch tokens alone to the whole sequence.
+
+    frame_plan: dest [B*T, n] over one frame's n patch tokens (no prefix), the same num_out for every
+    frame. Returns the plan over [B, P + T*n]: prefix tokens keep their slots and frame t's outputs
+    follow frame t-1's, so the result is again T equal, contiguous per-frame groups.
+    """
+    per_frame = frame_plan.num_out
+    dest = frame_plan.dest.reshape(batch, frames, -1)  # [B*T, n] -> [B, T, n]
+    offset = num_prefix + per_frame * torch.arange(frames, device=dest.device).view(1, frames, 1)
+    dest = torch.where(dest >= 0, dest + offset, dest).reshape(batch, -1)  # [B, T*n]
+    prefix = torch.arange(num_prefix, device=dest.device).expand(batch, -1)
+    weight = None
+    if frame_plan.weight is not None:
+        ones = frame_plan.weight.new_ones(batch, num_prefix)
+        weight = torch.cat([ones, frame_plan.weight.reshape(batch, -1)], dim=1)
+    return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_prefix + frames * per_frame, weight=weight)
+
+
+def pool_plan(grid: Grid, kernel: int, temporal: int, num_prefix: int, device: torch.device) -> tuple[MergePlan, Grid]:
+    """Average pooling of a t-major (T, H, W) token grid as a plan for one sample ([1, P + THW]).
+
+    Windows are `temporal` x `kernel` x `kernel`; edges that do not divide get partial windows
+    (ceil), which the size-weighted merge averages correctly. Returns the plan and the new grid.
+    """
+    t, h, w = grid
+    new = (-(-t // temporal), -(-h // kernel), -(-w // kernel))
+    ti = torch.arange(t, device=device) // temporal
+    hi = torch.arange(h, device=device) // kernel
+    wi = torch.arange(w, device=device) // kernel
+    cell = (ti[:, None, None] * new[1] + hi[None, :, None]) * new[2] + wi[None, None, :]  # [T, H, W]
+    prefix = torch.arange(num_prefix, device=device)
+    dest = torch.cat([prefix, num_prefix + cell.reshape(-1)]).unsqueeze(0)  # [1, P + THW]
+    return MergePlan(dest=dest, num_out=num_prefix + new[0] * new[1] * new[2]), new

@@ -1,0 +1,81 @@
+"""`evit`: EViT (Liang et al., 2022), keep the attentive tokens and fuse the inattentive ones.
+
+At each scheduled block the k = ceil(keep_rate * (N - P)) non-CLS tokens with the highest CLS
+attention are kept (the fused token of an earlier block competes like any other), and all the others
+are fused into ONE extra token appended last. Two choices differ from EViT's code on purpose:
+  - the fused token is a size- and attention-weighted *average* (EViT sums attention-weighted
+    features), so it stays on the scale of ordinary tokens and sizes still sum to N0, as every
+    videotok merge does;
+  - kept tokens keep their original order instead of EViT's sort by attention (order carries no
+    meaning once positions are embedded; keeping it makes plans easy to inspect).
+In TimeSformer's divided blocks the CLS row comes from the spatial attention, averaged over frames
+(see Block._frames_to_video). The grid is gone afterwards: later blocks run joint attention.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.reduce.match import apply_plan, keep_fuse_plan
+from videotok.reduce.registry import register_reducer
+from videotok.reduce.schedule import LayersArg, check_not_below_one, kept_after, parse_layers
+from videotok.reduce.state import TokenState
+
+
+def default_layers(depth: int) -> tuple[int, ...]:
+    """EViT's placement: the blocks at 1/4, 2/4 and 3/4 of the depth (3, 6, 9 for 12 blocks)."""
+    return tuple(sorted({max(1, depth * q // 4) for q in (1, 2, 3)} - {depth}))
+
+
+@register_reducer("evit")
+class EViT(Reducer):
+    """Keep the top-k tokens by CLS attention, fuse the rest into one token.
+
+    keep_rate: share of non-CLS tokens kept at each scheduled block (EViT's kappa); 1 = baseline.
+    layers: blocks that reduce; None = EViT's placement at 1/4, 2/4, 3/4 of the depth (3,6,9 for 12).
+    fuse: fuse the inattentive tokens into one extra token (True) or drop them (False; sizes then
+        no longer sum to N0, as in EViT's "drop" ablation).
+    """
+
+    def __init__(self, keep_rate: float = 1.0, layers: LayersArg = None, fuse: bool = True) -> None:
+        super().__init__()
+        kept_after(10, float(keep_rate))  # validates the range with a clear message
+        self.keep_rate, self.layers, self.fuse = float(keep_rate), layers, bool(fuse)
+        self.active: tuple[int, ...] = ()
+
+    def bind(self, spec: BackboneSpec) -> None:
+        super().bind(spec)
+        if spec.num_prefix < 1:
+            raise ValueError("evit ranks tokens by CLS attention; this backbone has no CLS token")
+        layers = default_layers(spec.depth) if self.layers is None else parse_layers(self.layers, spec.depth)
+        self.active = layers if self.keep_rate < 1.0 else ()
+        tokens = spec.grid[0] * spec.grid[1] * spec.grid[2]  # non-CLS tokens
+        for layer in self.active:
+            kept = kept_after(tokens, self.keep_rate)
+            if kept < tokens:
+                tokens = kept + int(self.fuse)
+            check_not_below_one(self.name, tokens, f"after block {layer}")
+
+    def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
+        return AttnRequest(cls_attn=True) if layer in self.active else None
+
+    def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
+        p = state.num_prefix
+        n = state.num_patches
+        k = kept_after(n, self.keep_rate)
+        if k >= n:
+            return state
+        score = info.cls_attn[:, p:]  # [B, n]
+        top = score.topk(k, dim=1).indices
+        keep = torch.zeros_like(score, dtype=torch.bool).scatter_(1, top, True)
+        keep = torch.cat([keep.new_ones(keep.shape[0], p), keep], dim=1)  # [B, P + n]
+        # kept tokens weigh 1 (alone in their slot); fused ones by their CLS attention, floored so a
+        # token the CLS ignores still has a defined average
+        weight = torch.where(keep, torch.ones_like(info.cls_attn), info.cls_attn.float().clamp_min(1e-8))
+        plan = keep_fuse_plan(keep, self.fuse, weight)
+        return apply_plan(state, plan, grid=None, frames=None)
+
+    def extra_repr(self) -> str:
+        return f"keep_rate={self.keep_rate}, layers={self.layers}, fuse={self.fuse}"

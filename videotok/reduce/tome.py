@@ -1,0 +1,87 @@
+"""`tome`: Token Merging (Bolya et al., 2023) inside video backbones.
+
+Bipartite soft matching on the block's head-averaged keys (cosine): tokens alternate into sets A and
+B, each A token picks its most similar B token, and the r most similar pairs merge (size-weighted,
+sizes add). The CLS token is never merged; r is capped at half the mergeable tokens, so a schedule
+can never empty the sequence. Proportional attention follows automatically from `state.merged`.
+
+Scopes:
+  global  match over all spatio-temporal tokens; frames mix, so later blocks run joint attention.
+  frame   match inside each frame with the same r per frame (r counts per frame); the tokens stay T
+          equal per-frame groups (`frames` = T) but the regular grid is gone.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.reduce.match import apply_plan, bipartite_soft_matching, per_frame_plan
+from videotok.reduce.registry import register_reducer
+from videotok.reduce.schedule import LayersArg, check_not_below_one, parse_layers, r_per_layer
+from videotok.reduce.state import TokenState
+
+SCOPES = ("global", "frame")
+
+
+def merged_by_matching(num_tokens: int, r: int, num_prefix: int) -> int:
+    """How many tokens one bipartite matching call really merges (the cap in match.py)."""
+    mergeable_a = len(range(0, num_tokens, 2)) - len(range(0, min(num_prefix, num_tokens), 2))
+    return max(0, min(r, mergeable_a, (num_tokens - num_prefix) // 2))
+
+
+@register_reducer("tome")
+class ToMe(Reducer):
+    """Merge r tokens per scheduled block by bipartite soft matching.
+
+    r: tokens merged per block (per frame for scope="frame"); 0 is the baseline.
+    layers: blocks that merge ("3,6,9", a list, or None/"all" = every block).
+    inflection: ToMe's schedule over the merging blocks; 0 constant, > 0 front-loaded, < 0 back-loaded.
+    scope: "global" (all spatio-temporal tokens) or "frame" (each frame alone, equal r per frame).
+    """
+
+    def __init__(self, r: int = 0, layers: LayersArg = None, inflection: float = 0.0, scope: str = "global") -> None:
+        super().__init__()
+        if scope not in SCOPES:
+            raise ValueError(f"tome: scope={scope!r}; choose one of: {', '.join(SCOPES)}")
+        if int(r) < 0:
+            raise ValueError(f"tome: r={r} must be >= 0")
+        self.r, self.layers, self.inflection, self.scope = int(r), layers, float(inflection), scope
+        self.schedule: dict[int, int] = {}
+
+    def bind(self, spec: BackboneSpec) -> None:
+        super().bind(spec)
+        active = parse_layers(self.layers, spec.depth)
+        amounts = r_per_layer(self.r, len(active), self.inflection)
+        self.schedule = {layer: r for layer, r in zip(active, amounts) if r > 0}
+        t, h, w = spec.grid
+        # simulate the token counts the schedule leaves (per frame for scope=frame)
+        tokens, prefix = (h * w, 0) if self.scope == "frame" else (spec.num_prefix + t * h * w, spec.num_prefix)
+        for layer in sorted(self.schedule):
+            tokens -= merged_by_matching(tokens, self.schedule[layer], prefix)
+            where = "per frame" if self.scope == "frame" else "in the sequence"
+            check_not_below_one(self.name, tokens - prefix, f"after block {layer}, {where}")
+
+    def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
+        return AttnRequest(keys=True) if layer in self.schedule else None
+
+    def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
+        r = self.schedule.get(layer, 0)
+        if self.scope == "global":
+            plan = bipartite_soft_matching(info.keys, r, state.num_prefix)
+            if plan.num_out == state.num_tokens:
+                return state
+            return apply_plan(state, plan, grid=None, frames=None)
+        frames = state.frames
+        if frames is None:
+            raise ValueError(f"tome scope='frame' at block {layer}: the tokens no longer form per-frame groups")
+        b, _, d = info.keys.shape
+        p = state.num_prefix
+        keys = info.keys[:, p:].reshape(b * frames, -1, d)  # [B, P + T*n, d] -> [B*T, n, d]
+        frame_plan = bipartite_soft_matching(keys, r, num_prefix=0)
+        if frame_plan.num_out == keys.shape[1]:
+            return state
+        plan = per_frame_plan(frame_plan, b, frames, p)
+        return apply_plan(state, plan, grid=None, frames=frames)
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, layers={self.layers}, inflection={self.inflection}, scope={self.scope}"
