@@ -21,6 +21,12 @@ Examples:
   python benchmarks/throughput.py --model timesformer_base_patch16_224 --batch-size 1 --repeats 3 \
       --reducer "tome r=8 scope=frame"
   python benchmarks/throughput.py --reducer tome --reducer-arg r=13 --reducer-arg inflection=0.5
+  python benchmarks/throughput.py --model timesformer_base_patch16_224 --batch-size 1 --repeats 3 \
+      --preset configs/reducer/semantic_third.yaml --preset configs/reducer/semantic_half.yaml
+
+Presets are the YAML files of configs/reducer/ (`reducer: NAME` and `reducer_args: {...}`); a row is
+labelled by the file's name and its arguments. Every model shares the baseline's weight tensors, so
+memory holds one backbone however many rows there are.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -38,11 +45,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import yaml
 from torch import nn
 
 from videotok.flops import measure_cost
 from videotok.models import create_model
 from videotok.reduce import build_reducer, parse_reducer_args
+from videotok.reduce.presets import load_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -69,6 +78,13 @@ def parse_setting(text: str, extra: list[str]) -> Setting:
     name, *items = text.split()
     args = parse_reducer_args(items + extra)
     label = " ".join([name, *(f"{k}={v}" for k, v in args.items())])
+    return Setting(label, name, args)
+
+
+def preset_setting(path: str) -> Setting:
+    """configs/reducer/<name>_<level>.yaml -> Setting labelled "<file stem>: <reducer> k=v ..."."""
+    name, args = load_preset(path)
+    label = " ".join([f"{Path(path).stem}: {name}", *(f"{k}={v}" for k, v in args.items())])
     return Setting(label, name, args)
 
 
@@ -189,7 +205,8 @@ def run(opts: argparse.Namespace) -> str:
     extra = opts.reducer_arg or []
     if extra and len(opts.reducer or []) != 1:
         raise SystemExit("--reducer-arg needs exactly one --reducer to apply to")
-    settings = [parse_setting(s, extra) for s in (opts.reducer or DEFAULT_SETTINGS)]
+    settings = [parse_setting(s, extra) for s in (opts.reducer or ([] if opts.preset else DEFAULT_SETTINGS))]
+    settings += [preset_setting(path) for path in opts.preset or []]
 
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     torch.manual_seed(0)
@@ -197,7 +214,8 @@ def run(opts: argparse.Namespace) -> str:
     models = [baseline]
     for setting in settings:
         model = build(opts, setting).eval()
-        missing, unexpected = model.load_state_dict(baseline.state_dict(), strict=False)
+        # assign=True: the model takes the baseline's tensors themselves (one copy of the weights)
+        missing, unexpected = model.load_state_dict(baseline.state_dict(), strict=False, assign=True)
         if unexpected or any(not k.startswith("reducer.") for k in missing):
             raise RuntimeError(f"{setting.label}: weights do not match the baseline ({missing}, {unexpected})")
         models.append(model)
@@ -223,7 +241,7 @@ def run(opts: argparse.Namespace) -> str:
         )
         print(rows[-1], flush=True)
 
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/throughput.py " + shlex.join(sys.argv[1:])
     return "\n".join([
         f"# Throughput: {opts.model}, {opts.num_frames} frames x {opts.img_size}px, tubelet {opts.tubelet_size}, "
         f"batch {opts.batch_size}",
@@ -256,6 +274,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed forwards per model first")
     p.add_argument("--reducer", action="append",
                    help='a setting, "NAME [key=value ...]", repeatable (default: ' + "; ".join(DEFAULT_SETTINGS) + ")")
+    p.add_argument("--preset", action="append", metavar="YAML",
+                   help="a reducer preset file (configs/reducer/*.yaml), repeatable; rows follow the --reducer rows")
     p.add_argument("--reducer-arg", action="append", metavar="KEY=VALUE",
                    help="argument for the single --reducer, repeatable")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
