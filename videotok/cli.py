@@ -1,0 +1,76 @@
+"""`videotok` entry point: LightningCLI for fit/validate/test, argparse for the other commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+USAGE = """usage: videotok COMMAND [options]
+
+training (LightningCLI; `videotok fit --help` for every option):
+  fit        train:     videotok fit --config configs/experiment/smoke.yaml
+  validate   validate a checkpoint: videotok validate --config C --ckpt_path P [--reducer NAME ...]
+  test       test a checkpoint (clip-level)
+tools:
+  evaluate   clip- and video-level multi-view evaluation of a checkpoint
+  compare    every reducer against the full-token baseline, one report
+  flops      GFLOPs per view, params and tokens per block
+  reducers   list reducers and their arguments
+  models     list backbones
+
+reducer shortcut, any command: --reducer NAME --reducer-arg key=value [--reducer-arg ...]
+"""
+
+
+def _tool_parser() -> argparse.ArgumentParser:
+    from videotok.commands import flops, listing
+
+    parser = argparse.ArgumentParser(prog="videotok")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    flops.add_parser(subparsers)
+    listing.add_parsers(subparsers)
+    for name in ("evaluate", "compare"):
+        module = _optional_command(name)
+        if module is not None:
+            module.add_parser(subparsers)
+    return parser
+
+
+def _optional_command(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(f"videotok.commands.{name}")
+    except ModuleNotFoundError as error:
+        if error.name == f"videotok.commands.{name}":
+            return None
+        raise
+
+
+def run_lightning(argv: Sequence[str]) -> int:
+    from videotok.config import expand_configs, rewrite_reducer_flags
+    from videotok.train.lightning_cli import VideoTokCLI
+
+    args = rewrite_reducer_flags(expand_configs(argv))
+    VideoTokCLI(args=args)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    try:
+        if argv[0] in LIGHTNING_COMMANDS:
+            return run_lightning(argv)
+        args = _tool_parser().parse_args(argv)
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"videotok {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

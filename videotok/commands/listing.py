@@ -1,0 +1,36 @@
+"""`videotok reducers` and `videotok models`: what can be named in a config or on the command line."""
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Any
+
+from videotok.models import list_models
+from videotok.reduce import list_reducers, reducer_arguments, reducer_class
+
+
+def add_parsers(subparsers: Any) -> None:
+    subparsers.add_parser("reducers", help="list the token reducers and their arguments").set_defaults(run=run_reducers)
+    subparsers.add_parser("models", help="list the backbone names").set_defaults(run=run_models)
+
+
+def _summary(cls: type) -> str:
+    doc = inspect.getdoc(cls) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def run_reducers(args: argparse.Namespace) -> int:
+    for name in list_reducers():
+        cls = reducer_class(name)
+        trained = " [adds parameters: train or fine-tune]" if getattr(cls, "adds_parameters", False) else ""
+        print(f"{name}{trained}: {_summary(cls)}")
+        for arg, param in reducer_arguments(name).items():
+            default = "" if param.default is inspect.Parameter.empty else f" = {param.default!r}"
+            print(f"    {arg}{default}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for name in list_models():
+        print(name)
+    return 0

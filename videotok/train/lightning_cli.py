@@ -1,0 +1,55 @@
+"""The LightningCLI behind `videotok fit|validate|test`: fixed module and data classes, linked
+shapes, and the defaults every run needs (checkpoints that resume, CSV + TensorBoard logs)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from videotok.data import KineticsDataModule
+from videotok.train.callbacks import RunCheckpoint
+from videotok.train.module import VideoClassifier
+
+DEFAULT_ROOT_DIR = "runs/default"
+
+
+def default_callbacks() -> list:
+    """Always present: checkpoints that `--ckpt_path last` finds, and the learning rate logged."""
+    return [
+        RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+
+
+def _num_classes(datamodule: KineticsDataModule) -> int:
+    return datamodule.num_classes
+
+
+class VideoTokCLI(LightningCLI):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("trainer_defaults", {"default_root_dir": DEFAULT_ROOT_DIR, "callbacks": default_callbacks()})
+        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(VideoClassifier, KineticsDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        # The data decides the clip shape and the classes; the model must match them.
+        parser.link_arguments("data.num_frames", "model.num_frames")
+        parser.link_arguments("data.crop_size", "model.img_size")
+        parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any):
+        config = self._get(self.config_init, "trainer", default={})
+        if config.get("logger") in (None, True) and "logger" not in kwargs:
+            # CSV and TensorBoard under default_root_dir unless the config chose loggers.
+            root = config.get("default_root_dir") or DEFAULT_ROOT_DIR
+            kwargs["logger"] = [CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tensorboard")]
+        trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, RunCheckpoint):
+                callback.attach(trainer)
+        os.makedirs(trainer.default_root_dir, exist_ok=True)
+        return trainer

@@ -1,0 +1,179 @@
+"""VideoClassifier: a video backbone with an optional token reducer, trained as a clip classifier.
+
+Metrics here are clip-level (each sampled clip or view scored alone); video-level, multi-view
+numbers come from `videotok evaluate`. Every hyper-parameter is a flat, typed argument so that it
+is a YAML key of the LightningCLI for free.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric, SumMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from videotok.data.failures import FailureTracker, count_loaded_videos
+from videotok.models import create_model
+from videotok.reduce import build_reducer
+from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosine
+
+STAGES = ("train", "val", "test")
+
+
+class VideoClassifier(L.LightningModule):
+    """Backbone `model` (a registry name) with reducer `reducer` (a registry name + its arguments).
+
+    `pretrained`: a local timm ViT/DeiT state dict to inflate (start of a Kinetics recipe).
+    `init_checkpoint`: a videotok checkpoint whose weights start this run (fine-tuning a reducer
+    that adds parameters from a full-token checkpoint); only the reducer's own parameters may be
+    missing from it. Optimiser state is not taken from it (that is what `--ckpt_path` resumes).
+    """
+
+    def __init__(
+        self,
+        model: str = "timesformer_base_patch16_224",
+        num_classes: int = 400,
+        num_frames: int = 8,
+        img_size: int = 224,
+        tubelet_size: Optional[int] = None,
+        model_args: Optional[dict[str, Any]] = None,
+        pretrained: Optional[str] = None,
+        init_checkpoint: Optional[str] = None,
+        reducer: str = "none",
+        reducer_args: Optional[dict[str, Any]] = None,
+        optimizer: str = "adamw",
+        lr: float = 1e-4,
+        weight_decay: float = 0.05,
+        momentum: float = 0.9,
+        warmup_epochs: float = 1.0,
+        min_lr: float = 1e-6,
+        label_smoothing: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        overrides = dict(model_args or {})
+        if tubelet_size is not None:
+            overrides["tubelet_size"] = tubelet_size
+        self.reducer = build_reducer(reducer, **(reducer_args or {}))
+        self.model = create_model(
+            model, reducer=self.reducer, pretrained=pretrained,
+            num_classes=num_classes, num_frames=num_frames, img_size=img_size, **overrides,
+        )
+        build_optimizer([{"params": [torch.zeros(1)]}], optimizer, lr)  # fail now on a bad name
+        if init_checkpoint:
+            self._load_initial_weights(init_checkpoint)
+        top5 = min(5, num_classes)
+        for stage in STAGES:  # one set per stage: `<stage>_metrics`
+            setattr(self, f"{stage}_metrics", torch.nn.ModuleDict({
+                "clip_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+                f"clip_top{top5}": MulticlassAccuracy(num_classes, top_k=top5, average="micro"),
+                "loss": MeanMetric(),
+                "videos": SumMetric(),
+            }))
+        self._local_trackers: dict[str, FailureTracker] = {}
+
+    # -- weights ---------------------------------------------------------------------------
+    def _load_initial_weights(self, path: str) -> None:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint.get("state_dict", checkpoint)
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        foreign = [k for k in missing if ".reducer." not in f".{k}"] + list(unexpected)
+        if foreign:
+            raise ValueError(
+                f"init_checkpoint={path!r} does not fit model={self.hparams.model!r}: "
+                f"{len(foreign)} mismatched weights, e.g. {foreign[:3]}"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Name the cause when a checkpoint and the configured reducer disagree on parameters."""
+        ours = set(self.state_dict())
+        theirs = set(checkpoint.get("state_dict", {}))
+        missing = sorted(k for k in ours - theirs if not k.partition(".")[0].endswith("_metrics"))
+        unexpected = sorted(k for k in theirs - ours if not k.partition(".")[0].endswith("_metrics"))
+        if missing or unexpected:
+            trained = checkpoint.get("hyper_parameters", {}).get("reducer", "?")
+            raise ValueError(
+                f"checkpoint was trained with reducer={trained!r}, but reducer="
+                f"{self.hparams.reducer!r} is configured and their parameters differ "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}). Only reducers that add no "
+                "parameters run training-free on a checkpoint; fine-tune the others with "
+                "`videotok fit ... --model.init_checkpoint CKPT`."
+            )
+
+    # -- steps -----------------------------------------------------------------------------
+    def forward(self, video: Tensor) -> Tensor:
+        return self.model(video)
+
+    def _tracker(self, stage: str) -> FailureTracker:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and hasattr(datamodule, "failure_tracker"):
+            return datamodule.failure_tracker(stage)
+        return self._local_trackers.setdefault(stage, FailureTracker(name=f"{stage} data"))
+
+    def _step(self, batch: dict, stage: str) -> Optional[Tensor]:
+        tracker = self._tracker(stage)
+        skipped = tracker.update(batch)  # raises once too many videos fail
+        for path, reason in skipped:
+            print(f"skipped {path}: {reason}", file=sys.stderr)  # every rank reports its own
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics["videos"].update(count_loaded_videos(batch))
+        if stage == "train":
+            self.log("train/skipped_videos", float(tracker.failed), on_step=True, on_epoch=False)
+        video, label = batch["video"], batch["label"]
+        if video.shape[0] == 0:  # every video of this batch failed to load
+            return None
+        logits = self(video)
+        loss = F.cross_entropy(logits, label, label_smoothing=self.hparams.label_smoothing)
+        if stage != "train":
+            metrics["loss"].update(loss.detach(), weight=video.shape[0])
+        for name, metric in metrics.items():
+            if name.startswith("clip_"):
+                metric.update(logits.detach(), label)
+        if stage == "train":
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True,
+                     batch_size=video.shape[0])
+        for name, metric in metrics.items():
+            if stage == "train" and name == "loss":
+                continue  # logged per step above
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True,
+                     prog_bar=name == "clip_top1", batch_size=video.shape[0])
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> Optional[Tensor]:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _epoch_end(self, stage: str) -> None:
+        tracker = self._tracker(stage)
+        tracker.check(final=True)
+        self.log(f"{stage}/skipped_videos", float(tracker.failed), sync_dist=True, reduce_fx="sum")
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    # -- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        optimizer = build_optimizer(parameter_groups(self, hp.weight_decay), hp.optimizer, hp.lr, hp.momentum)
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = round(hp.warmup_epochs * total / epochs)
+        factor = warmup_cosine(total, warmup, hp.min_lr / hp.lr if hp.lr > 0 else 0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
