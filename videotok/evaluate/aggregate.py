@@ -1,0 +1,199 @@
+"""Multi-view accuracy: clip level (each view scored alone) and video level (views averaged).
+
+Evaluation cuts every video into ``clips x crops`` views. Each view's logits are recorded once
+under its key ``(video_index, view_index)``; a key seen again (DDP padding, a retried batch) is
+dropped and counted, so every view weighs the same. Video-level scores average the views of a
+video, either their softmax probabilities (the usual multi-view protocol) or their raw logits;
+the two can disagree when one view is far more confident than the others.
+
+Plain torch, no Lightning: under DDP, ``gather(all_gather)`` collects the records of every rank
+(each rank may hold a different number) and the duplicates are dropped at ``compute``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+AGGREGATES = ("softmax", "logits")
+"""How the views of a video are combined: mean of softmax probabilities, or mean of logits."""
+
+AllGather = Callable[[Tensor], Tensor]
+"""[N, ...] -> [world, N, ...] (same N on every rank), or [N, ...] unchanged in a single
+process: the contract of Lightning's ``LightningModule.all_gather`` / ``Fabric.all_gather``."""
+
+
+def check_aggregate(aggregate: str) -> str:
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate={aggregate!r}: choose one of {', '.join(AGGREGATES)}")
+    return aggregate
+
+
+@dataclass
+class ViewMetrics:
+    """Accuracies in percent. ``topk`` is the k of the "top-5" numbers: min(5, num_classes)."""
+
+    aggregate: str
+    clip_top1: float
+    clip_top5: float
+    video_top1: float
+    video_top5: float
+    topk: int
+    num_views: int
+    num_videos: int
+    duplicates: int  # records dropped because their (video_index, view_index) was already seen
+    per_class_top1: list[Optional[float]]  # video-level, per label; None for a class with no video
+    per_class_videos: list[int]
+    views_per_video: dict[int, int] = field(default_factory=dict)  # video_index -> views scored
+    video_predictions: dict[int, int] = field(default_factory=dict)  # video_index -> top-1 class
+
+    def incomplete_videos(self, expected: int) -> dict[int, int]:
+        """Videos that did not get exactly ``expected`` views: video_index -> views scored."""
+        return {v: n for v, n in self.views_per_video.items() if n != expected}
+
+
+class ViewAccumulator:
+    """Collects per-view logits; ``compute`` turns them into clip- and video-level metrics."""
+
+    def __init__(self, num_classes: int) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self._chunks: list[dict[str, Tensor]] = []
+
+    def __len__(self) -> int:
+        """Records held, duplicates included."""
+        return sum(len(c["label"]) for c in self._chunks)
+
+    def update(self, logits: Tensor, label: Tensor, video_index: Tensor, view_index: Tensor) -> None:
+        """Record one batch: ``logits`` [B, num_classes], the others [B]. Kept on the CPU."""
+        b = logits.shape[0]
+        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits must be [B, {self.num_classes}], got {list(logits.shape)}")
+        for name, t in (("label", label), ("video_index", video_index), ("view_index", view_index)):
+            if t.shape != (b,):
+                raise ValueError(f"{name} must be [{b}] like the logits, got {list(t.shape)}")
+        if b == 0:
+            return
+        self._chunks.append({
+            "logits": logits.detach().float().cpu(),
+            "label": label.detach().long().cpu(),
+            "video_index": video_index.detach().long().cpu(),
+            "view_index": view_index.detach().long().cpu(),
+        })
+
+    def records(self) -> dict[str, Tensor]:
+        """Everything recorded, duplicates included: logits [N, C], label/video_index/view_index [N]."""
+        if not self._chunks:
+            empty = torch.empty(0, dtype=torch.long)
+            return {"logits": torch.empty(0, self.num_classes), "label": empty,
+                    "video_index": empty.clone(), "view_index": empty.clone()}
+        return {k: torch.cat([c[k] for c in self._chunks]) for k in self._chunks[0]}
+
+    @classmethod
+    def from_records(cls, records: dict[str, Tensor]) -> "ViewAccumulator":
+        acc = cls(records["logits"].shape[1])
+        acc.update(records["logits"], records["label"], records["video_index"], records["view_index"])
+        return acc
+
+    def gather(self, all_gather: AllGather, device: Optional[torch.device | str] = None) -> "ViewAccumulator":
+        """The records of every rank in one accumulator (call on every rank, like any collective).
+
+        Ranks may hold different numbers of records: each pads to the largest count before the
+        gather and the padding is cut off after. ``device``: where the tensors must be for the
+        collective (the rank's GPU with NCCL); the result is on the CPU.
+        """
+        local = self.records()
+        count = torch.tensor([len(local["label"])], device=device)
+        counts = _stack_ranks(all_gather(count), local_ndim=1).flatten().tolist()  # [world]
+        longest = max(counts)
+        merged: dict[str, Tensor] = {}
+        for name, tensor in local.items():
+            padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=device)
+            padded[: len(tensor)] = tensor.to(device)
+            gathered = _stack_ranks(all_gather(padded), local_ndim=tensor.ndim).cpu()  # [world, longest, ...]
+            merged[name] = torch.cat([gathered[r, :n] for r, n in enumerate(counts)])
+        merged["logits"] = merged["logits"].float()
+        return ViewAccumulator.from_records(merged)
+
+    def deduplicated(self) -> tuple[dict[str, Tensor], int]:
+        """The records with each (video_index, view_index) once (its first record), and how
+        many were dropped."""
+        rec = self.records()
+        n = len(rec["label"])
+        if n == 0:
+            return rec, 0
+        if int(rec["view_index"].min()) < 0 or int(rec["video_index"].min()) < 0:
+            raise ValueError("video_index and view_index must be >= 0")
+        key = rec["video_index"] * (int(rec["view_index"].max()) + 1) + rec["view_index"]
+        unique, inverse = torch.unique(key, return_inverse=True)
+        order = torch.arange(n)
+        first = torch.full((len(unique),), n, dtype=torch.long).scatter_reduce(0, inverse, order, "amin")
+        first = first.sort().values  # keep recording order
+        return {k: v[first] for k, v in rec.items()}, n - len(first)
+
+    def compute(self, aggregate: str = "softmax", topk: int = 5) -> ViewMetrics:
+        """Clip- and video-level top-1/top-k and per-class video-level top-1."""
+        check_aggregate(aggregate)
+        rec, duplicates = self.deduplicated()
+        logits, label = rec["logits"], rec["label"]
+        if len(label) == 0:
+            raise ValueError("no view was recorded: nothing to score")
+        k = min(topk, self.num_classes)
+
+        videos, inverse = torch.unique(rec["video_index"], return_inverse=True)  # [V], [N]
+        num_videos = len(videos)
+        scores = logits.double().softmax(dim=1) if aggregate == "softmax" else logits.double()
+        views = torch.bincount(inverse, minlength=num_videos)  # [V]
+        video_scores = torch.zeros(num_videos, self.num_classes, dtype=torch.float64)
+        video_scores.index_add_(0, inverse, scores)
+        video_scores /= views[:, None]  # mean over each video's views, [V, C]
+        video_label = torch.zeros(num_videos, dtype=torch.long).scatter_(0, inverse, label)
+        mismatch = video_label[inverse] != label
+        if mismatch.any():
+            bad = int(rec["video_index"][mismatch][0])
+            raise ValueError(f"video_index {bad} has views with different labels")
+
+        _, clip_hit1, clip_hitk = _hits(logits, label, k)
+        video_top, video_hit1, video_hitk = _hits(video_scores, video_label, k)
+        per_class_videos = torch.bincount(video_label, minlength=self.num_classes)
+        per_class_hits = torch.bincount(video_label, weights=video_hit1.double(), minlength=self.num_classes)
+        per_class = [
+            100.0 * float(h) / int(n) if int(n) else None
+            for h, n in zip(per_class_hits.tolist(), per_class_videos.tolist())
+        ]
+        return ViewMetrics(
+            aggregate=aggregate,
+            clip_top1=_percent(clip_hit1),
+            clip_top5=_percent(clip_hitk),
+            video_top1=_percent(video_hit1),
+            video_top5=_percent(video_hitk),
+            topk=k,
+            num_views=len(label),
+            num_videos=num_videos,
+            duplicates=duplicates,
+            per_class_top1=per_class,
+            per_class_videos=per_class_videos.tolist(),
+            views_per_video=dict(zip(videos.tolist(), views.tolist())),
+            video_predictions=dict(zip(videos.tolist(), video_top[:, 0].tolist())),
+        )
+
+
+def _hits(scores: Tensor, label: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The top-k classes [N, k] (best first) of ``scores`` [N, C], top-1 and top-k correctness [N]."""
+    top = scores.topk(k, dim=1).indices
+    return top, top[:, 0] == label, (top == label[:, None]).any(dim=1)
+
+
+def _percent(hits: Tensor) -> float:
+    return 100.0 * float(hits.double().mean()) if len(hits) else math.nan
+
+
+def _stack_ranks(gathered: Tensor, local_ndim: int) -> Tensor:
+    """[world, ...] from an all_gather result, which keeps the local shape in one process."""
+    return gathered.unsqueeze(0) if gathered.ndim == local_ndim else gathered
