@@ -1,0 +1,55 @@
+"""`videotok compare`: train the full-token baseline once, score every reducer against it, one report."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="every reducer against the full-token baseline, one report",
+        description="Trains the full-token baseline once, evaluates the reducers without parameters "
+                    "training-free on its checkpoint, fine-tunes those with parameters from it, and "
+                    "writes report.md, results.csv, results.json and accuracy_vs_gflops.png to the run "
+                    "folder. A rerun resumes: finished rows are loaded, not recomputed. With no --config "
+                    "it runs the embedded default (synthetic set, generated on first use, on the CPU).",
+    )
+    parser.add_argument("--config", help="experiment config with a `compare:` section (default: the embedded "
+                        "synthetic comparison, videotok/defaults/compare.yaml)")
+    parser.add_argument("--run-dir", help="where results and the report go (default: compare.run_dir)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="compute only these rows (names from "
+                        "compare.strategies); the baseline always runs, and rows finished earlier stay in the report")
+    parser.add_argument("--device", help="cpu or cuda (default: the trainer's accelerator)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def _quiet_lightning() -> None:
+    """Our own progress lines say what runs; Lightning's start-up notices would drown them."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*treespec.*")  # a Lightning-internal deprecation
+
+
+def run(args: argparse.Namespace) -> int:
+    from videotok.compare import default_config_path, load_default_config, prepare, run_compare, text_table
+    from videotok.compare.runner import resolve_device
+    from videotok.config import load_config
+
+    _quiet_lightning()
+    config = load_config(args.config) if args.config else load_default_config()
+    source = args.config or f"{default_config_path()} (embedded default)"
+    settings = prepare(config, run_dir=args.run_dir, only=args.only)  # every error before any work
+    device = resolve_device(config, args.device)
+    rows = ", ".join(f"{s.name} ({s.trained})" for s in settings.strategies if settings.selected(s))
+    print(f"config: {source}\nrun folder: {settings.run_dir}, device: {device}\nrows: baseline, {rows}")
+    outcome = run_compare(config, settings, device=device, progress=not args.no_progress)
+    print()
+    print(text_table(outcome.table))
+    print()
+    for what, path in outcome.paths.items():
+        print(f"{what:>6}: {path}")
+    return 0

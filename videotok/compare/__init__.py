@@ -1,0 +1,62 @@
+"""`videotok compare`: every token reduction strategy against the full-token baseline, one report.
+
+    settings = prepare(config)                # the `compare:` section and every row, checked
+    outcome = run_compare(config, settings)   # trains, evaluates, writes report.md & co.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from videotok.compare.report import TableRow, table_rows, text_table, write_outputs
+from videotok.compare.runner import Comparison, Log, RowResult, elapsed
+from videotok.compare.settings import (
+    BASELINE,
+    CompareSettings,
+    Strategy,
+    check_strategies,
+    default_config_path,
+    load_default_config,
+    parse_settings,
+)
+from videotok.train.build import build_datamodule
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    rows: list[RowResult]
+    table: list[TableRow]
+    paths: dict[str, Path]  # report, csv, json, plot
+
+
+def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None) -> CompareSettings:
+    """Everything that can be wrong with a config, found before any work: the `compare:` section,
+    the data options, each row's reducer bound to the backbone, and whether it adds parameters."""
+    settings = parse_settings(config, run_dir=run_dir, only=only)
+    build_datamodule(config)  # checks the data options; reads no file yet
+    return replace(settings, strategies=check_strategies(config, settings.strategies))
+
+
+def run_compare(config: dict, settings: CompareSettings, device: Optional[str] = None,
+                progress: bool = True, log: Log = print) -> CompareOutcome:
+    """Train/evaluate what is missing in `settings.run_dir`, then write the report there.
+    `settings` must come from `prepare` (which knows which rows must be fine-tuned)."""
+    start = time.perf_counter()
+    if settings.torch_threads:
+        # On a small shared CPU, more intra-op threads than free cores make training many times slower.
+        torch.set_num_threads(settings.torch_threads)
+    rows = Comparison(config, settings, device=device, progress=progress, log=log).run()
+    paths = write_outputs(settings.run_dir, rows, settings, config)
+    log(f"compare finished in {elapsed(start)}")
+    return CompareOutcome(rows, table_rows(rows), paths)
+
+
+__all__ = [
+    "BASELINE", "CompareOutcome", "CompareSettings", "Comparison", "RowResult", "Strategy", "TableRow",
+    "check_strategies", "default_config_path", "load_default_config", "parse_settings", "prepare",
+    "run_compare", "table_rows", "text_table", "write_outputs",
+]
