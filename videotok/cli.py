@@ -68,8 +68,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = _tool_parser().parse_args(argv)
         return args.run(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"videotok {argv[0]}: error: {error}", file=sys.stderr)
+        print(f"videotok {argv[0]}: error: {_root_cause(error)}", file=sys.stderr)
         return 2
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """jsonargparse wraps errors raised while instantiating linked arguments (e.g. a missing
+    data_dir found by `data.num_classes`) in a multi-line message; report the original one."""
+    while isinstance(error.__cause__, (ValueError, FileNotFoundError)):
+        error = error.__cause__
+    return error
 
 
 if __name__ == "__main__":

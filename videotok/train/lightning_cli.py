@@ -17,9 +17,16 @@ DEFAULT_ROOT_DIR = "runs/default"
 
 
 def default_callbacks() -> list:
-    """Always present: checkpoints that `--ckpt_path last` finds, and the learning rate logged."""
+    """Always present: the best checkpoint (val/clip_top1), `last.ckpt` rewritten at every epoch
+    end (what `--ckpt_path last` resumes), and the learning rate logged.
+
+    `last.ckpt` has its own callback: Lightning refreshes a monitored callback's `save_last` only
+    when that callback also saved a top-k file, so after an epoch that did not improve the
+    metric, `last.ckpt` would still hold an older epoch and a resumed run would repeat epochs.
+    """
     return [
-        RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1),
+        RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1, save_last=False),
+        RunCheckpoint(filename="last", save_top_k=1, save_last=False, enable_version_counter=False),
         LearningRateMonitor(logging_interval="step"),
     ]
 

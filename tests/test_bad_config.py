@@ -1,0 +1,71 @@
+"""Bad configurations fail before any work with one line that names the option and what is allowed.
+
+Each case runs `videotok validate` in-process (`videotok.cli.main`) on the tiny smoke settings; a
+failure must come back as exit code 2 and a single `videotok <cmd>: error: ...` line, with no
+training, no checkpoint and no logs written.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers_training import SMOKE_CONFIG, tiny_args
+from videotok.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fails(capsys, argv: list[str], *expected: str) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert code == 2, err[-2000:]
+    assert len(errors) == 1, err[-2000:]
+    for text in expected:
+        assert text in errors[0], errors[0]
+    return errors[0]
+
+
+def _validate(data_dir: Path, root: Path, *extra: str) -> list[str]:
+    return ["validate", *tiny_args(data_dir, root), *extra]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--reducer", "tomee"], ["unknown reducer 'tomee'", "choose one of", "tome", "crucial_merge"]),
+    (["--model.model", "nope"], ["unknown model 'nope'", "choose one of", "timesformer_tiny"]),
+    (["--reducer", "tome", "--reducer-arg", "bogus=1"], ["'tome' has no argument", "bogus", "its arguments are", "r"]),
+    (["--reducer-arg", "r=2"], ["--reducer-arg needs --reducer"]),
+    # 4 frames: mode=frames can drop at most 3; 2 per block at 2 blocks leaves none.
+    (["--reducer", "cross_frame", "--reducer-arg", "mode=frames", "--reducer-arg", "r=2",
+      "--reducer-arg", "layers=1,2"], ["cross_frame", "mode=frames", "at most 3"]),
+    # ViViT's factorised encoder runs its spatial blocks per frame: nothing to merge across frames.
+    (["--model.model", "vivit_fe_tiny", "--reducer", "cross_frame"], ["cross_frame", "single frame", "factorised"]),
+], ids=["unknown-reducer", "unknown-model", "unknown-reducer-arg", "reducer-arg-without-reducer",
+        "schedule-removes-every-frame", "reducer-vs-attention-mode"])
+def test_bad_option_fails_with_one_line(capsys, synthetic_data_dir: Path, tmp_path: Path, extra, expected):
+    root = tmp_path / "run"
+    _fails(capsys, _validate(synthetic_data_dir, root, *extra), "videotok validate: error:", *expected)
+    assert not (root / "checkpoints").exists() and not (root / "csv").exists()
+
+
+def test_missing_data_path_names_the_option(capsys, tmp_path: Path):
+    missing = tmp_path / "nonexistent"
+    line = _fails(capsys, _validate(missing, tmp_path / "run", "--data.synthetic", "false"),
+                  "data_dir=", str(missing), "not found")
+    assert "data_tools" in line  # says how to make the dataset
+    assert not missing.exists()
+
+
+def test_bad_views_for_evaluate(capsys, tmp_path: Path):
+    _fails(capsys, ["evaluate", "--config", str(SMOKE_CONFIG), "--ckpt_path", str(tmp_path / "x.ckpt"),
+                    "--views", "2by3"], "videotok evaluate: error:", "--views", "CLIPSxCROPS", "'2by3'")
+    _fails(capsys, ["evaluate", "--config", str(SMOKE_CONFIG), "--ckpt_path", str(tmp_path / "x.ckpt"),
+                    "--views", "2x2"], "--views", "crops 1 or 3")
