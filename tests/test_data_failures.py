@@ -14,6 +14,7 @@ from videotok.data import (
     VideoDataLoader,
     collate_with_failures,
 )
+from videotok.data.failures import TooManyBadVideos
 from videotok.data.pytorchvideo_compat import LabeledVideoPaths
 from videotok.data.transforms import eval_clip_transform, eval_view_transform, train_transform
 
@@ -120,7 +121,8 @@ def test_failure_tracker_message():
     with pytest.raises(RuntimeError) as info:
         tracker.record(0, [("/data/b.mp4", "empty file (0 bytes)")])
     message = str(info.value)
-    assert "2 of 10" in message and "20.0%" in message and "max_failure_rate=10.0%" in message
+    assert isinstance(info.value, TooManyBadVideos) and "\n" not in message
+    assert "2 of 10" in message and "20.0%" in message and "data.max_failure_rate=0.1 (10.0%)" in message
     assert "/data/a.mp4 (missing file)" in message and "/data/b.mp4" in message
     assert "data_tools.verify" in message
 
@@ -137,6 +139,45 @@ def test_failure_tracker_counts_videos_not_views():
     small.record(1, [("/y.mp4", "missing file")])  # too few attempts to judge...
     with pytest.raises(RuntimeError):
         small.check(final=True)  # ...except at the end
+
+
+def test_failure_tracker_with_a_known_epoch_waits_for_a_certain_verdict():
+    """4% bad videos, 2 of them among the first 20: the sample is 10% bad but the epoch is not."""
+    tracker = FailureTracker(max_failure_rate=0.05, min_attempts=20)
+    tracker.start_epoch(expected=100)
+    tracker.record(18, [("/a.mp4", "missing file"), ("/b.mp4", "missing file")])  # 2 of 20
+    tracker.record(80, [("/c.mp4", "missing file"), ("/d.mp4", "missing file")])
+    tracker.check(final=True)  # 4 of 102 = 3.9%
+    tracker.start_epoch(expected=100)  # a new epoch counts afresh
+    assert (tracker.loaded, tracker.failed) == (0, 0)
+    tracker.record(10, [(f"/{i}.mp4", "missing file") for i in range(5)])
+    with pytest.raises(TooManyBadVideos, match="6 of 16"):  # 6 / (100 + 6) > 5%: certain already
+        tracker.record(0, [("/x.mp4", "missing file")])
+
+
+def test_failure_tracker_stops_a_hopeless_epoch_early():
+    tracker = FailureTracker(max_failure_rate=0.05, min_attempts=20)
+    tracker.start_epoch(expected=100_000)  # the limit alone would wait for 5264 failures
+    tracker.record(9, [(f"/{i}.mp4", "missing file") for i in range(10)])
+    with pytest.raises(TooManyBadVideos, match="11 of 20"):
+        tracker.record(0, [("/x.mp4", "missing file")])
+
+
+def test_datamodule_counts_failures_per_epoch(synthetic_data_dir, tmp_path, synthetic_datamodule_kwargs):
+    data = shutil.copytree(synthetic_data_dir, tmp_path / "data")
+    first = (data / "train.csv").read_text().splitlines()[0].rsplit(None, 1)[0]
+    (data / first).write_bytes(b"")  # one broken training video
+    kwargs = {**synthetic_datamodule_kwargs, "max_failure_rate": 0.5, "num_frames": 4, "crop_size": 32,
+              "eval_short_side": 32, "train_scale": (32, 32)}
+    datamodule = KineticsDataModule(str(data), **kwargs)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    tracker = datamodule.failure_tracker("train")
+    for _ in range(2):
+        for batch in loader:
+            tracker.update(batch)
+        assert (tracker.failed, tracker.loaded, tracker.expected) == (1, 24, 24)
+        tracker.check(final=True)
 
 
 # -- setup-time checks ---------------------------------------------------------------------

@@ -120,3 +120,70 @@ def test_persistent_workers_still_reshuffle(synthetic_data_dir, tmp_path):
     orders = [tuple(i for b in loader for i in b["video_index"].tolist()) for _ in range(4)]
     expected = [tuple(rank_indices(6, 0, 1, even=True, shuffle=True, seed=0, epoch=e)) for e in range(4)]
     assert orders == expected
+
+
+# -- training augmentation is a function of (seed, epoch, rank, worker) -------------------------
+
+
+def _augmenting_dataset(csv: Path, seed: int = 0) -> VideoClipDataset:
+    """Random clip start, short side 64..96, 64 px crop, flip: every draw visible in the pixels."""
+    return VideoClipDataset(
+        read_labeled_paths(csv, num_classes=6, root="/"), 6,
+        train_transform(8, (64, 96), 64, MEAN, STD, horizontal_flip=True), training=True,
+        num_frames=8, sampling_rate=1, seed=seed, rank=0, world_size=1,
+    )
+
+
+def _clips(samples) -> dict[int, torch.Tensor]:
+    return {int(s["video_index"]): s["video"] for s in samples}
+
+
+def _global_rng_states() -> tuple:
+    import random
+
+    import numpy as np
+
+    return torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+
+
+def test_training_clips_depend_on_seed_and_epoch_not_on_the_global_rng(synthetic_data_dir, tmp_path):
+    import random
+
+    import numpy as np
+
+    dataset = _augmenting_dataset(_subset_csv(synthetic_data_dir, "train", 6, tmp_path))
+    dataset.set_epoch(1)
+    first = _clips(dataset)
+    torch.manual_seed(123), random.seed(123), np.random.seed(123)  # whatever the caller did before
+    before = _global_rng_states()
+    dataset.set_epoch(1)
+    again = _clips(dataset)
+    after = _global_rng_states()
+    assert first.keys() == again.keys() == set(range(6))
+    for index, clip in first.items():
+        assert torch.equal(clip, again[index]), index
+    # loading in the main process leaves the caller's RNG streams where they were
+    assert torch.equal(before[0], after[0]) and before[1] == after[1] and np.array_equal(before[2], after[2])
+    dataset.set_epoch(2)
+    other_epoch = _clips(dataset)
+    assert any(not torch.equal(clip, other_epoch[i]) for i, clip in first.items())
+    other_seed = _augmenting_dataset(_subset_csv(synthetic_data_dir, "train", 6, tmp_path), seed=1)
+    other_seed.set_epoch(1)
+    assert any(not torch.equal(clip, _clips(other_seed)[i]) for i, clip in first.items())
+
+
+def test_worker_clips_repeat_for_an_epoch_with_or_without_persistent_workers(synthetic_data_dir, tmp_path):
+    csv = _subset_csv(synthetic_data_dir, "train", 6, tmp_path)
+
+    def epoch_batches(loader) -> list[tuple[list[int], torch.Tensor]]:
+        return [(b["video_index"].tolist(), b["video"]) for b in loader]
+
+    fresh = VideoDataLoader(_augmenting_dataset(csv), batch_size=3, num_workers=2,
+                            collate_fn=collate_with_failures, epoch_source=lambda: 1)
+    persistent = VideoDataLoader(_augmenting_dataset(csv), batch_size=3, num_workers=2, persistent_workers=True,
+                                 collate_fn=collate_with_failures)
+    expected = epoch_batches(fresh)
+    epoch_batches(persistent)  # epoch 0
+    for got in (epoch_batches(fresh), epoch_batches(persistent)):  # epoch 1 again; persistent's epoch 1
+        assert [i for i, _ in got] == [i for i, _ in expected]
+        assert all(torch.equal(v, w) for (_, v), (_, w) in zip(got, expected))

@@ -70,6 +70,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"videotok {argv[0]}: error: {_root_cause(error)}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        failures = sys.modules.get("videotok.data.failures")  # loaded if it raised this error
+        if failures is None or not isinstance(error, failures.TooManyBadVideos):
+            raise
+        print(f"videotok {argv[0]}: error: {error}", file=sys.stderr)  # the data's fault: exit 1
+        return 1
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -10,7 +10,8 @@ Batches: ``video`` [B, C, T, H, W] float (normalised), ``label``/``video_index``
 previous sample. Evaluation yields ``clips x crops`` views per video, ``view_index = clip *
 crops + crop``; average the logits per ``video_index`` for video-level accuracy. B can be 0
 when a worker's whole shard is unreadable (``skipped`` is then non-empty): skip the compute.
-Feed every batch to ``failure_tracker(stage).update(batch)`` to enforce ``max_failure_rate``.
+Feed every batch to ``failure_tracker(stage).update(batch)`` to enforce ``max_failure_rate``
+(per epoch: each pass of a loader restarts its stage's count).
 
 Val/test see every video exactly once over all ranks (no padding): ranks may run different
 numbers of batches, so log per-step metrics with ``sync_dist=False`` and reduce at epoch end
@@ -181,7 +182,8 @@ class KineticsDataModule(L.LightningDataModule):
 
     # -- failures --------------------------------------------------------------------------
     def failure_tracker(self, stage: str) -> FailureTracker:
-        """The run's tracker for ``stage`` ('train', 'val' or 'test'), limit max_failure_rate."""
+        """The tracker for ``stage`` ('train', 'val' or 'test'), limit max_failure_rate; its
+        counts restart whenever that stage's loader starts a pass (an epoch)."""
         if stage not in FAILURE_STAGES:
             raise ValueError(f"stage must be one of {FAILURE_STAGES}, got {stage!r}")
         if stage not in self._trackers:
@@ -204,7 +206,7 @@ class KineticsDataModule(L.LightningDataModule):
             view_transform=view_transform, decoder=self.decoder, seed=self.seed,
         )
 
-    def _loader(self, dataset: VideoClipDataset) -> VideoDataLoader:
+    def _loader(self, split: str, dataset: VideoClipDataset) -> VideoDataLoader:
         return VideoDataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -213,20 +215,27 @@ class KineticsDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             epoch_source=self._current_epoch if dataset.training else None,
+            on_iter=partial(self._start_failure_count, split, dataset),
         )
 
     def _current_epoch(self) -> Optional[int]:
+        """The trainer's epoch when a train pass starts (its first batch, see ``VideoDataLoader``:
+        at ``iter()`` a resumed run would still report the checkpoint's finished epoch)."""
         trainer = self.trainer
         return trainer.current_epoch if trainer is not None else None
 
+    def _start_failure_count(self, split: str, dataset: VideoClipDataset) -> None:
+        """A pass over ``split`` starts: count its failures afresh, out of this rank's videos."""
+        self.failure_tracker(split).start_epoch(expected=len(dataset.shard(0, 1)))
+
     def train_dataloader(self) -> VideoDataLoader:
-        return self._loader(self._dataset("train", (1, 1)))
+        return self._loader("train", self._dataset("train", (1, 1)))
 
     def val_dataloader(self) -> VideoDataLoader:
-        return self._loader(self._dataset("val", self.val_views))
+        return self._loader("val", self._dataset("val", self.val_views))
 
     def test_dataloader(self) -> VideoDataLoader:
-        return self._loader(self._dataset("test", self.test_views))
+        return self._loader("test", self._dataset("test", self.test_views))
 
 
 def _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_side, mean, std,

@@ -18,6 +18,12 @@ Training keeps epochs the same length on every rank (DDP needs equal step counts
 video is replaced by the next readable one of the worker's shard (wrapping around), so a
 worker yields exactly its share unless its whole shard is unreadable.
 
+Training is a function of (seed, epoch): the shuffle is seeded by ``seed + epoch`` and the
+augmentation (clip start, scale, crop, flip) by (seed, epoch, rank, worker id), through private
+RNG states swapped in around each video (``videotok.data.seeding``). An epoch therefore yields the
+same clips whether it is reached from the start or after a resume, and loading data never moves
+the caller's global RNG.
+
 Evaluation decodes all views of a video before yielding any, so a video contributes exactly
 ``num_clips * num_crops`` views or none (and is then reported in ``skipped``).
 """
@@ -41,6 +47,7 @@ from videotok.data.sampling import (
     train_clip_sampler,
     worker_id_count,
 )
+from videotok.data.seeding import PrivateRandomState, stream_seed
 from videotok.data.transforms import SampleTransform
 from videotok.data.video_reader import open_video, read_clip
 
@@ -139,12 +146,18 @@ class VideoClipDataset(IterableDataset):
         epoch = self._epoch + self._iterations_since_set
         self._iterations_since_set += 1
         indices = self.shard(worker_id, num_workers, epoch)
-        outcomes = self._train_outcomes(indices) if self.training else map(self._load, indices)
+        if self.training:
+            rank, _ = self._rank_world()
+            rng = PrivateRandomState(stream_seed(self.seed, epoch, rank, worker_id))
+            outcomes = self._train_outcomes(indices, rng)
+        else:
+            outcomes = map(self._load, indices)
         return self._attach_failures(outcomes)
 
-    def _train_outcomes(self, indices: list[int]) -> Iterator[VideoOutcome]:
+    def _train_outcomes(self, indices: list[int], rng: PrivateRandomState) -> Iterator[VideoOutcome]:
         """Exactly ``len(indices)`` loaded videos, replacing failures by the next readable
-        index of the shard; stops early only when every index of the shard failed."""
+        index of the shard; stops early only when every index of the shard failed. Clip start,
+        scale, crop and flip draw from ``rng``, this epoch's stream (``videotok.data.seeding``)."""
         failed: set[int] = set()
         loaded, position = 0, 0
         while loaded < len(indices) and len(failed) < len(set(indices)):
@@ -152,7 +165,8 @@ class VideoClipDataset(IterableDataset):
             position += 1
             if index in failed:
                 continue
-            outcome = self._load(index)
+            with rng.active():
+                outcome = self._load(index)
             if isinstance(outcome, tuple):
                 failed.add(index)
             else:

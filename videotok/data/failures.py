@@ -2,13 +2,15 @@
 
 Workers never raise on a bad video; they skip it and the (path, reason) pair travels with the
 next sample to the main process (``batch["skipped"]``). There a ``FailureTracker`` counts them
-and stops the run, with paths, once too large a fraction of the data is unusable: a few
-corrupt Kinetics clips are normal, a broken mount or a wrong data_dir is not.
+per epoch and stops the run (``TooManyBadVideos``, with paths) once too large a fraction of the
+data is unusable: a few corrupt Kinetics clips are normal, a broken mount or a wrong data_dir
+is not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import torch
 
@@ -30,13 +32,21 @@ def count_loaded_videos(batch: Mapping) -> int:
     return sum(1 for v in view_index if v == 0)
 
 
+class TooManyBadVideos(RuntimeError):
+    """More videos failed to load than ``max_failure_rate`` allows: the run must stop.
+
+    Its message is one line (fraction, limit, option, a few paths); ``videotok`` prints it as
+    ``videotok fit: error: ...`` instead of a traceback.
+    """
+
+
 class FailureTracker:
-    """Counts loaded and skipped videos; raises when the skipped fraction passes a limit.
+    """Counts loaded and skipped videos; raises ``TooManyBadVideos`` above a failure fraction.
 
     Call ``update(batch)`` on every batch (train, val or test): it returns the batch's skipped
-    videos (to log) and raises ``RuntimeError`` naming the fraction, the limit and some paths
-    once at least ``min_attempts`` videos were tried and more than ``max_failure_rate`` of them
-    failed. ``check(final=True)`` applies the limit whatever the count (e.g. at epoch end).
+    videos (to log) and raises once the limit is certainly exceeded (see ``check``). The data
+    module calls ``start_epoch(expected)`` whenever a loader starts a pass over its split, so the
+    counts are per epoch (per pass) and the tracker knows how many videos the pass will try.
     """
 
     def __init__(
@@ -45,6 +55,7 @@ class FailureTracker:
         min_attempts: int = 20,
         name: str = "data",
         max_kept: int = 1000,
+        hopeless_rate: float = 0.5,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate}")
@@ -52,12 +63,19 @@ class FailureTracker:
         self.min_attempts = min_attempts
         self.name = name
         self.max_kept = max_kept
+        self.hopeless_rate = hopeless_rate
+        self.expected: Optional[int] = None
         self.reset()
 
     def reset(self) -> None:
         self.loaded = 0
         self.failures: list[Skip] = []
         self.failed = 0
+
+    def start_epoch(self, expected: Optional[int] = None) -> None:
+        """Forget the counts; ``expected``: videos (rows) this pass will try on this process."""
+        self.reset()
+        self.expected = expected
 
     @property
     def attempted(self) -> int:
@@ -83,18 +101,37 @@ class FailureTracker:
         return skipped
 
     def check(self, final: bool = False) -> None:
-        """Raise if over the limit (after ``min_attempts`` tries, or always when ``final``)."""
-        if not self.failed or (self.attempted < self.min_attempts and not final):
+        """Raise ``TooManyBadVideos`` if over the limit.
+
+        ``final=True`` (end of a pass): whenever the fraction is above ``max_failure_rate``.
+        Mid-pass the fraction of a small sample is noise (2 bad of the first 20 is 10% on a set
+        with 4% bad videos), so the run stops early only when the verdict cannot change: with
+        ``expected`` known, when the failures so far already exceed the limit for the whole
+        pass (a failed training video is replaced, so the pass tries ``expected + failed``);
+        without it, after ``min_attempts`` tries. In both cases also as soon as more than
+        ``hopeless_rate`` of at least ``min_attempts`` tries failed (a wrong mount, a bad list).
+        """
+        if not self.failed or self.rate <= self.max_failure_rate:
             return
-        if self.rate > self.max_failure_rate:
-            raise RuntimeError(self.summary())
+        if final:
+            raise TooManyBadVideos(self.summary())
+        enough = self.attempted >= self.min_attempts
+        if self.expected is not None:
+            certain = self.failed / (self.expected + self.failed) > self.max_failure_rate
+            hopeless = enough and self.rate > self.hopeless_rate
+            if certain or hopeless:
+                raise TooManyBadVideos(self.summary())
+        elif enough:
+            raise TooManyBadVideos(self.summary())
 
     def summary(self, max_paths: int = 5) -> str:
+        """One line: the fraction, the limit and its option, the first paths, what to do."""
         shown = "; ".join(f"{p} ({r})" for p, r in self.failures[:max_paths])
         more = f" and {self.failed - max_paths} more" if self.failed > max_paths else ""
+        limit = self.max_failure_rate
         return (
-            f"{self.name}: {self.failed} of {self.attempted} videos failed to load "
-            f"({self.rate:.1%}), above max_failure_rate={self.max_failure_rate:.1%}: {shown}{more}. "
+            f"{self.name}: {self.failed} of {self.attempted} videos failed to load ({self.rate:.1%}), "
+            f"above the limit data.max_failure_rate={limit:g} ({limit:.1%}): {shown}{more}. "
             "List them with `python -m data_tools.verify CSV --output cleaned.csv` and use the "
-            "cleaned CSV, or raise max_failure_rate."
+            "cleaned CSV, or raise --data.max_failure_rate."
         )
