@@ -48,8 +48,15 @@ def _validate(data_dir: Path, root: Path, *extra: str) -> list[str]:
       "--reducer-arg", "layers=1,2"], ["cross_frame", "mode=frames", "at most 3"]),
     # ViViT's factorised encoder runs its spatial blocks per frame: nothing to merge across frames.
     (["--model.model", "vivit_fe_tiny", "--reducer", "cross_frame"], ["cross_frame", "single frame", "factorised"]),
+    # 32 px, 4 frames: 16 patch tokens; tome over 6 blocks may merge at most 15 of them (r <= 2).
+    (["--reducer", "tome", "--reducer-arg", "r=1000"],
+     ["reducer 'tome'", "r=1000", "merges 6000 of the 16 patch tokens", "allowed: r in 0..2"]),
+    # evit at blocks 1, 3, 4 must keep at least one token at each.
+    (["--reducer", "evit", "--reducer-arg", "keep_rate=0.001"],
+     ["reducer 'evit'", "keep_rate=0.001", "keeps 0.016 of the 16 patch tokens", "allowed: keep_rate in [0."]),
 ], ids=["unknown-reducer", "unknown-model", "unknown-reducer-arg", "reducer-arg-without-reducer",
-        "schedule-removes-every-frame", "reducer-vs-attention-mode"])
+        "schedule-removes-every-frame", "reducer-vs-attention-mode", "tome-schedule-below-one-token",
+        "evit-keep-rate-below-one-token"])
 def test_bad_option_fails_with_one_line(capsys, synthetic_data_dir: Path, tmp_path: Path, extra, expected):
     root = tmp_path / "run"
     _fails(capsys, _validate(synthetic_data_dir, root, *extra), "videotok validate: error:", *expected)

@@ -81,11 +81,18 @@ def test_tome_frame_scope_merges_inside_each_frame() -> None:
         torch.testing.assert_close(holders.sum((1, 2)), torch.full((2,), 36.0))
 
 
-def test_tome_caps_r_at_half_and_checks_options() -> None:
+def test_tome_refuses_a_schedule_that_merges_every_token_and_checks_options() -> None:
+    # vivit_fe_tiny's spatial encoder: 36 patches per frame, 6 blocks -> r = 5 is the most
+    with pytest.raises(ValueError, match=r"reducer 'tome'.*r=100 at 6 blocks merges 600 of the 36 patch tokens"
+                                         r".*allowed: r in 0\.\.5"):
+        tiny("vivit_fe_tiny", "tome", r=100)
+    with pytest.raises(ValueError, match=r"r=12 at 3 blocks merges 36 of the 36 patch tokens per frame"
+                                         r".*allowed: r in 0\.\.11"):
+        tiny("timesformer_tiny", "tome", r=12, scope="frame", layers="0,1,2")
     trace: list[int] = []
-    tiny("vivit_fe_tiny", "tome", r=100)(clip(1), trace=trace)
+    tiny("vivit_fe_tiny", "tome", r=5)(clip(1), trace=trace)
     per_frame = [n // 4 - 1 for n in trace]  # patches per frame (4 frames, 1 CLS each)
-    assert per_frame == [36, 18, 9, 5, 3, 2, 1]
+    assert per_frame == [36, 31, 26, 21, 16, 11, 6]
     with pytest.raises(ValueError, match="scope='video'"):
         build_reducer("tome", r=2, scope="video")
     with pytest.raises(ValueError, match="outside 0..5"):
@@ -135,6 +142,19 @@ def test_evit_in_timesformer_and_defaults() -> None:
         build_reducer("evit", keep_rate=0.5).bind(BackboneSpec(4, 8, 1, (1, 4, 4), 0, "joint"))
 
 
+def test_evit_refuses_a_keep_rate_that_keeps_less_than_one_token() -> None:
+    # timesformer_tiny at 96 px, 8 frames: 288 patches; blocks 1, 3, 4 by default
+    with pytest.raises(ValueError, match=r"reducer 'evit'.*keep_rate=0.001 keeps 0.288 of the 288 patch tokens at "
+                                         r"block 1; allowed: keep_rate in \[0\.1\d+, 1\]") as info:
+        tiny("timesformer_tiny", "evit", keep_rate=0.001)
+    smallest = float(str(info.value).split("keep_rate in [")[1].split(",")[0])
+    trace: list[int] = []
+    tiny("timesformer_tiny", "evit", keep_rate=smallest)(clip(1), trace=trace)  # the bound itself runs
+    assert trace[-1] >= 1 + 1 + 1  # CLS, at least one kept token and the fused one
+    with pytest.raises(ValueError, match="allowed: keep_rate in"):
+        tiny("timesformer_tiny", "evit", keep_rate=smallest - 0.002)
+
+
 def test_evit_without_fusion_drops() -> None:
     state = tracked(tiny("vivit_tiny", "evit", keep_rate=0.5, layers="1", fuse=False), clip(1))
     assert state.num_patches == 72 and float(state.size.sum()) == 1 + 72
@@ -163,12 +183,15 @@ def test_random_draws_fresh_per_call_and_per_sample_in_training() -> None:
 
 
 def test_random_matches_tome_token_counts_and_drop_mode() -> None:
-    for backbone in ("timesformer_tiny", "vivit_fe_tiny"):
+    # r = 5 is the most tome accepts on vivit_fe_tiny's 36 patches per frame over 6 blocks
+    for backbone, r in (("timesformer_tiny", 20), ("vivit_fe_tiny", 5)):
         t_tome: list[int] = []
         t_rand: list[int] = []
-        tiny(backbone, "tome", r=20)(clip(1), trace=t_tome)
-        tiny(backbone, "random", r=20)(clip(1), trace=t_rand)
+        tiny(backbone, "tome", r=r)(clip(1), trace=t_tome)
+        tiny(backbone, "random", r=r)(clip(1), trace=t_rand)
         assert t_tome == t_rand
+    with pytest.raises(ValueError, match=r"reducer 'random'.*r=100 at 6 blocks.*allowed: r in 0\.\.5"):
+        tiny("vivit_fe_tiny", "random", r=100)  # the same limit as tome
     state = tracked(tiny("vivit_tiny", "random", keep_rate=0.5, layers="2", mode="drop"), clip(1))
     assert state.num_patches == 72 and float(state.size.sum()) == 1 + 72 and bool((state.size == 1).all())
     with pytest.raises(ValueError, match="either r"):

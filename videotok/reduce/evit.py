@@ -13,6 +13,7 @@ In TimeSformer's divided blocks the CLS row comes from the spatial attention, av
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -46,17 +47,42 @@ class EViT(Reducer):
         self.active: tuple[int, ...] = ()
 
     def bind(self, spec: BackboneSpec) -> None:
+        """Fix the reducing blocks; refuse, before any work, a keep rate that keeps fewer than one
+        token at a block (``kept_after`` would round it up to one and quietly keep more)."""
         super().bind(spec)
         if spec.num_prefix < 1:
             raise ValueError("evit ranks tokens by CLS attention; this backbone has no CLS token")
         layers = default_layers(spec.depth) if self.layers is None else parse_layers(self.layers, spec.depth)
         self.active = layers if self.keep_rate < 1.0 else ()
-        tokens = spec.grid[0] * spec.grid[1] * spec.grid[2]  # non-CLS tokens
+        patches = spec.grid[0] * spec.grid[1] * spec.grid[2]  # non-CLS tokens
+        short = self._first_short_block(self.keep_rate, patches)
+        if short is not None:
+            layer, tokens = short
+            allowed = self._smallest_keep_rate(patches)
+            check_not_below_one(
+                self.name, math.floor(self.keep_rate * tokens),
+                f"keep_rate={self.keep_rate:g} keeps {self.keep_rate * tokens:.3g} of the {tokens} patch tokens "
+                f"at block {layer}; allowed: keep_rate in [{allowed:g}, 1] for this backbone and layers",
+            )
+
+    def _first_short_block(self, keep_rate: float, patches: int) -> Optional[tuple[int, int]]:
+        """(block, tokens entering it) of the first active block where ``keep_rate`` keeps < 1."""
+        tokens = patches
         for layer in self.active:
-            kept = kept_after(tokens, self.keep_rate)
+            if keep_rate * tokens < 1.0:
+                return layer, tokens
+            kept = kept_after(tokens, keep_rate)
             if kept < tokens:
                 tokens = kept + int(self.fuse)
-            check_not_below_one(self.name, tokens, f"after block {layer}")
+        return None
+
+    def _smallest_keep_rate(self, patches: int) -> float:
+        """The smallest keep rate (rounded up to 3 decimals) that keeps >= 1 token at every block."""
+        low, high = 0.0, 1.0
+        for _ in range(50):  # tokens kept only grow with the keep rate: bisect
+            middle = (low + high) / 2
+            low, high = (low, middle) if self._first_short_block(middle, patches) is None else (middle, high)
+        return min(1.0, math.ceil(high * 1000) / 1000)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest(cls_attn=True) if layer in self.active else None

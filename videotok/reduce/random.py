@@ -28,7 +28,8 @@ from torch import Tensor
 from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
 from videotok.reduce.match import MergePlan, apply_plan, keep_plan, merge_into_plan, per_frame_plan
 from videotok.reduce.registry import register_reducer
-from videotok.reduce.schedule import LayersArg, check_not_below_one, kept_after, parse_layers, r_per_layer
+from videotok.reduce.schedule import (LayersArg, check_not_below_one, check_r_schedule, kept_after,
+                                     parse_layers, r_per_layer)
 from videotok.reduce.state import TokenState
 
 MODES = ("merge", "drop")
@@ -100,6 +101,10 @@ class RandomReduction(Reducer):
         self.active = tuple(sorted(self.schedule)) if self.keep_rate == 1.0 else layers
         t, h, w = spec.grid
         n = h * w if self.scope == "frame" else t * h * w  # non-prefix tokens (per frame for scope=frame)
+        if self.keep_rate == 1.0:  # the same limit as tome, so the two take the same r values
+            amounts = r_per_layer(self.r, len(layers), self.inflection)
+            check_r_schedule(self.name, self.r, amounts, n, "per frame" if self.scope == "frame" else "in the sequence",
+                             self.inflection)
         for layer in self.active:
             n -= self.amount(layer, n)
             check_not_below_one(self.name, n, f"after block {layer}")

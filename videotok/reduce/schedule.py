@@ -57,5 +57,28 @@ def check_not_below_one(name: str, remaining: int, detail: str) -> None:
         raise ValueError(f"reducer {name!r}: the schedule leaves {remaining} patch tokens ({detail}); reduce less")
 
 
+def largest_r(patches: int, num_layers: int, inflection: float) -> int:
+    """The largest r whose schedule asks to remove fewer than `patches` tokens (0 if none does)."""
+    best = 0
+    for r in range(1, patches):
+        if sum(r_per_layer(r, num_layers, inflection)) >= patches:
+            break  # the total only grows with r
+        best = r
+    return best
+
+
+def check_r_schedule(name: str, r: int, amounts: list[int], patches: int, where: str, inflection: float) -> None:
+    """Refuse an r schedule (ToMe's form) that asks to remove as many tokens as there are: at run
+    time r would be capped at half the tokens and quietly remove less than asked."""
+    asked = sum(amounts)
+    if asked >= patches:
+        allowed = largest_r(patches, len(amounts), inflection)
+        check_not_below_one(
+            name, max(0, patches - asked),
+            f"r={r} at {len(amounts)} blocks merges {asked} of the {patches} patch tokens {where}; "
+            f"allowed: r in 0..{allowed} for this backbone and layers",
+        )
+
+
 def optional_int(value: Optional[Union[int, str]]) -> Optional[int]:
     return None if value is None or value == "" else int(value)

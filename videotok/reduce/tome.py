@@ -2,8 +2,9 @@
 
 Bipartite soft matching on the block's head-averaged keys (cosine): tokens alternate into sets A and
 B, each A token picks its most similar B token, and the r most similar pairs merge (size-weighted,
-sizes add). The CLS token is never merged; r is capped at half the mergeable tokens, so a schedule
-can never empty the sequence. Proportional attention follows automatically from `state.merged`.
+sizes add). The CLS token is never merged; r is capped at half the mergeable tokens (ToMe), and
+`bind` refuses a schedule whose r per block, summed, reaches the number of patch tokens.
+Proportional attention follows automatically from `state.merged`.
 
 Scopes:
   global  match over all spatio-temporal tokens; frames mix, so later blocks run joint attention.
@@ -17,16 +18,10 @@ from typing import Optional
 from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
 from videotok.reduce.match import apply_plan, bipartite_soft_matching, per_frame_plan
 from videotok.reduce.registry import register_reducer
-from videotok.reduce.schedule import LayersArg, check_not_below_one, parse_layers, r_per_layer
+from videotok.reduce.schedule import LayersArg, check_r_schedule, parse_layers, r_per_layer
 from videotok.reduce.state import TokenState
 
 SCOPES = ("global", "frame")
-
-
-def merged_by_matching(num_tokens: int, r: int, num_prefix: int) -> int:
-    """How many tokens one bipartite matching call really merges (the cap in match.py)."""
-    mergeable_a = len(range(0, num_tokens, 2)) - len(range(0, min(num_prefix, num_tokens), 2))
-    return max(0, min(r, mergeable_a, (num_tokens - num_prefix) // 2))
 
 
 @register_reducer("tome")
@@ -49,17 +44,16 @@ class ToMe(Reducer):
         self.schedule: dict[int, int] = {}
 
     def bind(self, spec: BackboneSpec) -> None:
+        """Fix the per-block r; refuse, before any work, a schedule that asks to merge as many
+        tokens as there are (at run time matching would cap r at half the tokens and quietly
+        merge less than asked)."""
         super().bind(spec)
         active = parse_layers(self.layers, spec.depth)
         amounts = r_per_layer(self.r, len(active), self.inflection)
         self.schedule = {layer: r for layer, r in zip(active, amounts) if r > 0}
         t, h, w = spec.grid
-        # simulate the token counts the schedule leaves (per frame for scope=frame)
-        tokens, prefix = (h * w, 0) if self.scope == "frame" else (spec.num_prefix + t * h * w, spec.num_prefix)
-        for layer in sorted(self.schedule):
-            tokens -= merged_by_matching(tokens, self.schedule[layer], prefix)
-            where = "per frame" if self.scope == "frame" else "in the sequence"
-            check_not_below_one(self.name, tokens - prefix, f"after block {layer}, {where}")
+        patches, where = (h * w, "per frame") if self.scope == "frame" else (t * h * w, "in the sequence")
+        check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest(keys=True) if layer in self.schedule else None
