@@ -130,8 +130,8 @@ class FactorisedViViT(nn.Module):
     def pool_frames(self, state: TokenState) -> Tensor:
         if self.global_pool == "token":
             return state.x[:, 0]
-        w = state.size[:, state.num_prefix :, None]
-        return (state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)
+        w = state.size[:, state.num_prefix :, None]  # float32 sizes: exact weights in bf16 runs
+        return ((state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)).to(state.x.dtype)
 
     def forward(self, video: Tensor, trace: Optional[list[int]] = None) -> Tensor:
         """video [B, C, T, H, W] -> logits [B, num_classes]; `trace` as in forward_tokens."""

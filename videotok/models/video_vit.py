@@ -145,8 +145,8 @@ class VideoViT(nn.Module):
         if self.global_pool == "token":
             pooled = state.x[:, 0]
         else:  # size-weighted mean of the non-prefix tokens = mean over the original patches
-            w = state.size[:, state.num_prefix :, None]
-            pooled = (state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)
+            w = state.size[:, state.num_prefix :, None]  # float32 sizes: exact weights in bf16 runs
+            pooled = ((state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)).to(state.x.dtype)
         return self.head(self.head_drop(pooled))
 
     def forward(self, video: Tensor, trace: Optional[list[int]] = None) -> Tensor:

@@ -97,6 +97,7 @@ def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> Merg
     dest_identity = torch.arange(num_tokens, device=metric.device).expand(batch, -1)
     if r <= 0:
         return MergePlan(dest=dest_identity.clone(), num_out=num_tokens)
+    metric = metric.float()  # bf16 similarities tie and flip merge decisions
     metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     scores = metric[:, idx_a] @ metric[:, idx_b].transpose(1, 2)  # [B, |A|, |B|]
     best_score, best_b = scores.max(dim=-1)  # [B, |A|]
