@@ -1,11 +1,19 @@
 """Generate a small synthetic video dataset in the Kinetics layout.
 
-Each class is a (shape, motion direction) pair, e.g. ``circle_up`` vs ``circle_down`` vs
-``square_up``. Colours, sizes, positions and speeds (1-2.5 px/frame at 112 px) are random,
-objects wrap around the frame edge along their motion (so position says nothing about
-direction), and the background is a random texture with per-frame noise: colour cannot tell
-the shape and a single frame cannot tell the direction; a model needs both appearance and
-motion. Videos are written with PyAV (H.264).
+Each class is a (colour, motion direction) pair, e.g. ``red_up`` vs ``red_down`` vs
+``green_up``: one moving object whose hue (red, green, blue, ...) is the appearance cue and
+whose direction is the motion cue. Everything else is random nuisance: the object's shape
+(circle, square, triangle), its exact colour within the hue, size, position and speed
+(1.5-3 px/frame at 112 px); objects wrap around the frame edge along their motion (so position
+says nothing about direction) over a grey random texture with per-frame noise. A single frame
+cannot tell the direction and motion alone cannot tell the hue: a model needs both.
+
+Why hue and not shape as the appearance cue: a ViT trained from scratch on a few hundred clips
+(the CPU smoke run and the default ``videotok compare``) learns shape-in-a-patch far too slowly
+to show anything within minutes (validated at chance after 300 steps, even as a 2D ViT on single
+frames); hue it reads from its patch embedding at once, so the run measures what token
+reduction does to the motion and object tokens. Static ``distractors`` (shapes in the set's
+other hues) make appearance alone ambiguous when wanted. Videos are written with PyAV (H.264).
 
 Layout written under OUT_DIR (exactly what ``data_tools.kinetics`` produces for Kinetics):
 
@@ -18,7 +26,7 @@ Layout written under OUT_DIR (exactly what ``data_tools.kinetics`` produces for 
 Generation is deterministic by seed and idempotent: a complete set with the same parameters
 is reused; different parameters replace the files of the previous set.
 
-Defaults: up/down only, because horizontal flip (a standard Kinetics augmentation) would turn
+Defaults: red/green/blue x up/down; up/down only, because horizontal flip (a standard Kinetics augmentation) would turn
 ``left`` into ``right``; train with ``horizontal_flip: false`` if you add left/right.
 """
 
@@ -41,14 +49,17 @@ from typing import Sequence
 import numpy as np
 
 SHAPES = ("circle", "square", "triangle")
+# Hue of each colour class: the channels that are bright (170-255); the others stay dark (0-80).
+COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1),
+           "yellow": (1, 1, 0), "cyan": (0, 1, 1), "magenta": (1, 0, 1)}
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 SPLITS = ("train", "val", "test")
 ANNOTATION_SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}
 MANIFEST = "synthetic.json"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 # Speeds and radii are given for a 112-pixel frame and scale with --size.
-SPEED_RANGE = (1.0, 2.5)  # pixels per frame
-RADIUS_RANGE = (8.0, 14.0)
+SPEED_RANGE = (1.5, 3.0)  # pixels per frame
+RADIUS_RANGE = (9.0, 15.0)
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 
@@ -56,7 +67,7 @@ _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 class SyntheticParams:
     """Everything that determines the generated files (compared to reuse a set)."""
 
-    shapes: tuple[str, ...] = ("circle", "square", "triangle")
+    colours: tuple[str, ...] = ("red", "green", "blue")
     directions: tuple[str, ...] = ("up", "down")
     num_classes: int | None = None
     train_per_class: int = 48
@@ -70,18 +81,18 @@ class SyntheticParams:
     version: int = field(default=MANIFEST_VERSION)
 
     def class_names(self) -> list[str]:
-        """Sorted class names ``<shape>_<direction>``."""
-        names = [f"{s}_{d}" for s in self.shapes for d in self.directions]
+        """Sorted class names ``<colour>_<direction>``."""
+        names = [f"{c}_{d}" for c in self.colours for d in self.directions]
         if self.num_classes is not None:
             names = names[: self.num_classes]
         return sorted(names)
 
     def validate(self) -> None:
-        bad = [s for s in self.shapes if s not in SHAPES] + [
+        bad = [c for c in self.colours if c not in COLOURS] + [
             d for d in self.directions if d not in DIRECTIONS
         ]
         if bad:
-            raise ValueError(f"unknown shapes/directions {bad}; known {SHAPES} and {tuple(DIRECTIONS)}")
+            raise ValueError(f"unknown colours/directions {bad}; known {tuple(COLOURS)} and {tuple(DIRECTIONS)}")
         if len(self.class_names()) < 2:
             raise ValueError("need at least 2 classes")
         if self.size < 32 or self.size % 2:
@@ -94,8 +105,9 @@ class SyntheticParams:
 class _Job:
     path: str  # absolute output path
     label: str
-    shape: str
+    colour: str
     direction: str
+    palette: tuple[str, ...]
     seed: tuple[int, ...]
     size: int
     fps: int
@@ -118,8 +130,8 @@ def _draw_shape(shape: str, cx: float, cy: float, r: float, yy: np.ndarray, xx: 
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Smooth random colour texture [H, W, 3] float in [40, 200]."""
-    coarse = rng.uniform(40, 200, size=(3, size // 16 + 2, size // 16 + 2))
+    """Smooth random grey texture [H, W, 3] float in [40, 200] (grey: the hue is the object's)."""
+    coarse = rng.uniform(40, 200, size=(1, size // 16 + 2, size // 16 + 2)).repeat(3, axis=0)
     idx = np.linspace(0, coarse.shape[1] - 1, size)
     i0 = np.floor(idx).astype(int).clip(0, coarse.shape[1] - 2)
     frac = idx - i0
@@ -128,16 +140,26 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return tex.transpose(1, 2, 0)
 
 
+def _colour(rng: np.random.Generator, hue: str) -> np.ndarray:
+    """An RGB colour of ``hue``: its channels bright (170-255), the others dark (0-80)."""
+    bright = np.array(COLOURS[hue], dtype=bool)
+    return np.where(bright, rng.uniform(170, 255, 3), rng.uniform(0, 80, 3))
+
+
 def render_video(
     rng: np.random.Generator,
-    shape: str,
+    colour_name: str,
     direction: str,
     size: int = 112,
     frames: int = 32,
     distractors: int = 0,
+    palette: Sequence[str] = ("red", "green", "blue"),
 ) -> tuple[np.ndarray, dict]:
-    """Render one clip: frames [T, H, W, 3] uint8 and its parameters (speed, start, colour)."""
+    """Render one clip: frames [T, H, W, 3] uint8 and its parameters (shape, speed, start, colour).
+
+    Distractors are static shapes in the palette's other hues."""
     scale = size / 112
+    shape = SHAPES[rng.integers(len(SHAPES))]
     r = rng.uniform(*RADIUS_RANGE) * scale
     margin = r * 1.2 + 2  # the triangle reaches 1.2 r from its centre
     speed = rng.uniform(*SPEED_RANGE) * scale
@@ -146,18 +168,15 @@ def render_video(
     # any frame is uniform whatever the direction; across the motion it stays fully inside.
     x0 = rng.uniform(0, size) if dx else rng.uniform(margin, size - margin)
     y0 = rng.uniform(0, size) if dy else rng.uniform(margin, size - margin)
-    bg = _background(rng, size)
-    bg_mean = bg.reshape(-1, 3).mean(0)
-    colour = rng.uniform(0, 255, 3)
-    while np.abs(colour - bg_mean).sum() < 150:  # keep the object visible on its background
-        colour = rng.uniform(0, 255, 3)
+    still = _background(rng, size)
+    colour = _colour(rng, colour_name)
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    still = bg.copy()
-    for _ in range(distractors):  # static shapes: appearance alone is not the answer
+    others = [c for c in palette if c != colour_name] or [colour_name]
+    for _ in range(distractors):  # static shapes in other hues: appearance alone is not the answer
         kind = SHAPES[rng.integers(len(SHAPES))]
         mask = _draw_shape(kind, rng.uniform(0, size), rng.uniform(0, size), r, yy, xx)
-        still[mask] = rng.uniform(0, 255, 3)
+        still[mask] = _colour(rng, others[rng.integers(len(others))])
 
     video = np.empty((frames, size, size, 3), dtype=np.uint8)
     for t in range(frames):
@@ -171,7 +190,7 @@ def render_video(
         frame[mask] = colour
         frame += rng.normal(0, 10, frame.shape)  # per-frame noise: differencing is not free
         video[t] = frame.clip(0, 255).astype(np.uint8)
-    info = {"speed_px_per_frame": float(speed), "radius": float(r), "start": (float(x0), float(y0)),
+    info = {"shape": shape, "speed_px_per_frame": float(speed), "radius": float(r), "start": (float(x0), float(y0)),
             "colour": tuple(float(c) for c in colour)}
     return video, info
 
@@ -202,7 +221,7 @@ def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: int) -> None:
 
 def _run_job(job: _Job) -> str:
     rng = np.random.default_rng(list(job.seed))
-    video, _ = render_video(rng, job.shape, job.direction, job.size, job.frames, job.distractors)
+    video, _ = render_video(rng, job.colour, job.direction, job.size, job.frames, job.distractors, job.palette)
     Path(job.path).parent.mkdir(parents=True, exist_ok=True)
     write_mp4(job.path, video, job.fps)
     return job.path
@@ -220,13 +239,13 @@ def _plan(out_dir: Path, p: SyntheticParams) -> tuple[list[_Job], dict[str, list
     jobs, rows = [], {s: [] for s in SPLITS}
     for si, split in enumerate(SPLITS):
         for ci, name in enumerate(classes):
-            shape, direction = name.rsplit("_", 1)
+            colour, direction = name.rsplit("_", 1)
             for i in range(per_split[split]):
                 seed = (p.seed, si, ci, i)
                 meta = np.random.default_rng([*seed, 7])
                 vid, t0 = _video_id(meta), int(meta.integers(0, 300))
                 rel = f"{split}/{name}/{vid}_{t0:06d}_{t0 + duration:06d}.mp4"
-                jobs.append(_Job(str(out_dir / rel), name, shape, direction, seed,
+                jobs.append(_Job(str(out_dir / rel), name, colour, direction, p.colours, seed,
                                  p.size, p.fps, p.frames, p.distractors))
                 rows[split].append((rel, ci, name, vid, t0, t0 + duration))
     return jobs, rows
@@ -258,7 +277,7 @@ def _remove_previous(out_dir: Path, manifest: dict | None) -> None:
 def generate_synthetic(
     out_dir: str | os.PathLike,
     *,
-    shapes: Sequence[str] = ("circle", "square", "triangle"),
+    colours: Sequence[str] = ("red", "green", "blue"),
     directions: Sequence[str] = ("up", "down"),
     num_classes: int | None = None,
     train_per_class: int = 48,
@@ -277,7 +296,7 @@ def generate_synthetic(
     ``workers`` processes encode in parallel (default: all cores); 0 or 1 runs in-process.
     """
     out = Path(out_dir).resolve()
-    params = SyntheticParams(tuple(shapes), tuple(directions), num_classes, train_per_class,
+    params = SyntheticParams(tuple(colours), tuple(directions), num_classes, train_per_class,
                              val_per_class, test_per_class, size, fps, frames, distractors, seed)
     params.validate()
     out.mkdir(parents=True, exist_ok=True)
@@ -359,18 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     d = SyntheticParams()
     p = argparse.ArgumentParser(
         prog="python -m data_tools.synthetic",
-        description="Generate a small shape x motion-direction video dataset in the Kinetics "
+        description="Generate a small colour x motion-direction video dataset in the Kinetics "
         "layout (train/val/test.csv, classes.txt, mp4 files). Deterministic by --seed; reuses "
         "a complete set with the same parameters.",
     )
     p.add_argument("out_dir", help="output folder (becomes the datamodule's data_dir)")
-    p.add_argument("--shapes", type=_csv_list, default=list(d.shapes),
-                   help=f"comma-separated, from {','.join(SHAPES)} (default: %(default)s)")
+    p.add_argument("--colours", type=_csv_list, default=list(d.colours),
+                   help=f"comma-separated hues, from {','.join(COLOURS)} (default: %(default)s)")
     p.add_argument("--directions", type=_csv_list, default=list(d.directions),
                    help=f"comma-separated, from {','.join(DIRECTIONS)} (default: %(default)s); "
                    "left/right need horizontal_flip: false when training")
     p.add_argument("--num-classes", type=int, default=None,
-                   help="keep only the first N shape_direction classes (default: all)")
+                   help="keep only the first N colour_direction classes (default: all)")
     p.add_argument("--train-per-class", type=int, default=d.train_per_class)
     p.add_argument("--val-per-class", type=int, default=d.val_per_class)
     p.add_argument("--test-per-class", type=int, default=d.test_per_class)
@@ -378,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=d.fps, help="frames per second (default: %(default)s)")
     p.add_argument("--frames", type=int, default=d.frames, help="frames per video (default: %(default)s)")
     p.add_argument("--distractors", type=int, default=d.distractors,
-                   help="static shapes of random kind per video (default: %(default)s)")
+                   help="static shapes in the other hues per video (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
     return p
@@ -389,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         out = generate_synthetic(
-            args.out_dir, shapes=args.shapes, directions=args.directions,
+            args.out_dir, colours=args.colours, directions=args.directions,
             num_classes=args.num_classes, train_per_class=args.train_per_class,
             val_per_class=args.val_per_class, test_per_class=args.test_per_class, size=args.size,
             fps=args.fps, frames=args.frames, distractors=args.distractors, seed=args.seed,

@@ -4,7 +4,7 @@ Session fixtures (built once, reused by every test; treat them as read-only):
 
 - ``synthetic_data_dir`` -> Path: a tiny synthetic dataset in the Kinetics layout made by
   ``data_tools.synthetic.generate_synthetic`` (train.csv, val.csv, test.csv, classes.txt,
-  mp4s): 6 classes (circle/square/triangle x up/down), 4 train + 2 val + 2 test videos per
+  mp4s): 6 classes (red/green/blue x up/down), 4 train + 2 val + 2 test videos per
   class, 112x112, 32 frames at 16 fps. About 2 s to make. Use it as ``data_dir``.
 - ``synthetic_datamodule_kwargs`` -> dict: KineticsDataModule arguments that run fast on CPU
   with that set (8 frames at sampling_rate 2, crop 64, batch 4, no workers); add

@@ -20,7 +20,7 @@ TINY = dict(train_per_class=2, val_per_class=1, test_per_class=1)
 def test_train_batch_contract(synthetic_data_dir, synthetic_datamodule_kwargs):
     dm = KineticsDataModule(str(synthetic_data_dir), **synthetic_datamodule_kwargs)
     assert dm.num_classes == 6
-    assert dm.classes == sorted(dm.classes) and dm.classes[0] == "circle_down"
+    assert dm.classes == sorted(dm.classes) and dm.classes[0] == "blue_down"
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert set(batch) == {"video", "label", "video_index", "view_index", "skipped"}

@@ -11,7 +11,7 @@ import pytest
 from data_tools import synthetic
 from data_tools.synthetic import DIRECTIONS, SPEED_RANGE, generate_synthetic, render_video
 
-SMALL = dict(shapes=("circle", "square"), directions=("up", "down"), train_per_class=1,
+SMALL = dict(colours=("red", "green"), directions=("up", "down"), train_per_class=1,
              val_per_class=1, test_per_class=1, size=64, fps=8, frames=16, workers=1)
 
 
@@ -22,7 +22,7 @@ def _digest(folder) -> dict[str, str]:
 
 def test_layout_matches_kinetics(synthetic_data_dir):
     classes = (synthetic_data_dir / "classes.txt").read_text().split()
-    assert classes == sorted(f"{s}_{d}" for s in ("circle", "square", "triangle") for d in ("up", "down"))
+    assert classes == sorted(f"{s}_{d}" for s in ("red", "green", "blue") for d in ("up", "down"))
     for split, per_class in (("train", 4), ("val", 2), ("test", 2)):
         lines = (synthetic_data_dir / f"{split}.csv").read_text().splitlines()
         assert len(lines) == per_class * len(classes)
@@ -65,7 +65,7 @@ def test_motion_visible_in_a_short_clip(direction):
     speed put it (wrapping around the edge), and not where the opposite direction would."""
     size, steps = 112, 14
     for seed in range(5):
-        video, info = render_video(np.random.default_rng(seed), "circle", direction, size=size, frames=32)
+        video, info = render_video(np.random.default_rng(seed), "red", direction, size=size, frames=32)
         colour, (x0, y0), v = np.array(info["colour"]), info["start"], info["speed_px_per_frame"]
         dx, dy = DIRECTIONS[direction]
 
@@ -82,7 +82,7 @@ def test_motion_visible_in_a_short_clip(direction):
 def test_position_does_not_tell_direction():
     """Start positions along the motion are uniform over the frame for both directions."""
     for direction in ("up", "down"):
-        ys = [render_video(np.random.default_rng(s), "square", direction, 112, 4)[1]["start"][1]
+        ys = [render_video(np.random.default_rng(s), "green", direction, 112, 4)[1]["start"][1]
               for s in range(60)]
         assert min(ys) < 20 and max(ys) > 92
 
@@ -91,8 +91,8 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         synthetic.main(["--help"])
     assert info.value.code == 0
-    assert synthetic.main([str(tmp_path / "e"), "--shapes", "circle,triangle", "--directions", "up,down",
+    assert synthetic.main([str(tmp_path / "e"), "--colours", "red,blue", "--directions", "up,down",
                            "--train-per-class", "1", "--val-per-class", "1", "--test-per-class", "1",
                            "--size", "64", "--frames", "16", "--fps", "8", "--workers", "1"]) == 0
     assert "12 videos, 4 classes" in capsys.readouterr().out
-    assert synthetic.main([str(tmp_path / "f"), "--shapes", "hexagon"]) == 2
+    assert synthetic.main([str(tmp_path / "f"), "--colours", "purple"]) == 2

@@ -2,7 +2,8 @@
 
 - patch_embed.proj [C, 3, p, p] -> [C, 3, kt, p, p] by central-frame initialisation (ViViT): the
   2D kernel sits at the central tubelet frame, zeros elsewhere, so a static video embeds as an image.
-- pos_embed is resampled when the patch grid differs; time_embed stays zero.
+- pos_embed is resampled when the patch grid differs; time_embed is set to zero, so every frame
+  starts as the image model sees it (from scratch it is random: see VideoViT._init_weights).
 - TimeSformer's temporal branch copies the block's spatial attention and norm (the paper's init).
 - the classifier is kept only when its shape matches (same number of classes).
 """
@@ -66,6 +67,8 @@ def convert_image_state(image_state: dict[str, Tensor], model: nn.Module) -> dic
             out[key] = value
         elif key in target:
             log.info("not loading %s: shape %s does not fit %s", key, tuple(value.shape), tuple(target[key].shape))
+    if "time_embed" in target and "time_embed" not in out:
+        out["time_embed"] = torch.zeros_like(target["time_embed"])
     # TimeSformer: temporal attention starts as a copy of the spatial one
     for key in target:
         if ".temporal_attn." in key or ".temporal_norm1." in key:
