@@ -43,17 +43,17 @@ def _validate(data_dir: Path, root: Path, *extra: str) -> list[str]:
     (["--model.model", "nope"], ["unknown model 'nope'", "choose one of", "timesformer_tiny"]),
     (["--reducer", "tome", "--reducer-arg", "bogus=1"], ["'tome' has no argument", "bogus", "its arguments are", "r"]),
     (["--reducer-arg", "r=2"], ["--reducer-arg needs --reducer"]),
-    # 4 frames: mode=frames can drop at most 3; 2 per block at 2 blocks leaves none.
+    # 4 frames in tubelets of 2 (the smoke model): mode=frames can drop at most 1 of the 2.
     (["--reducer", "cross_frame", "--reducer-arg", "mode=frames", "--reducer-arg", "r=2",
-      "--reducer-arg", "layers=1,2"], ["cross_frame", "mode=frames", "at most 3"]),
+      "--reducer-arg", "layers=1,2"], ["cross_frame", "mode=frames", "at most 1"]),
     # ViViT's factorised encoder runs its spatial blocks per frame: nothing to merge across frames.
     (["--model.model", "vivit_fe_tiny", "--reducer", "cross_frame"], ["cross_frame", "single frame", "factorised"]),
-    # 32 px, 4 frames: 16 patch tokens; tome over 6 blocks may merge at most 15 of them (r <= 2).
+    # 32 px, 4 frames, tubelet 2: 8 patch tokens; tome over 6 blocks may merge at most 7 (r <= 1).
     (["--reducer", "tome", "--reducer-arg", "r=1000"],
-     ["reducer 'tome'", "r=1000", "merges 6000 of the 16 patch tokens", "allowed: r in 0..2"]),
+     ["reducer 'tome'", "r=1000", "merges 6000 of the 8 patch tokens", "allowed: r in 0..1"]),
     # evit at blocks 1, 3, 4 must keep at least one token at each.
     (["--reducer", "evit", "--reducer-arg", "keep_rate=0.001"],
-     ["reducer 'evit'", "keep_rate=0.001", "keeps 0.016 of the 16 patch tokens", "allowed: keep_rate in [0."]),
+     ["reducer 'evit'", "keep_rate=0.001", "keeps 0.008 of the 8 patch tokens", "allowed: keep_rate in [0."]),
 ], ids=["unknown-reducer", "unknown-model", "unknown-reducer-arg", "reducer-arg-without-reducer",
         "schedule-removes-every-frame", "reducer-vs-attention-mode", "tome-schedule-below-one-token",
         "evit-keep-rate-below-one-token"])

@@ -175,7 +175,7 @@ def test_default_config_compares_every_strategy_on_the_smoke_settings():
     assert REQUIRED <= {s.reducer for s in settings.strategies}
     trained = {s.name: s.trained for s in settings.strategies}
     assert trained["semantic_l2"] == "fine-tuned" and trained["crucial_merge_k70"] == "fine-tuned"
-    assert trained["crucial_merge_k70_nofusion"] == "training-free" and trained["tome_r16"] == "training-free"
+    assert trained["crucial_merge_k70_nofusion"] == "training-free" and trained["tome_r8"] == "training-free"
     assert settings.split == "test" and settings.views == (2, 3)
     # Every row cuts GFLOPs by a quarter to a half on the tiny model.
     name, overrides = backbone_settings(config)
@@ -199,12 +199,12 @@ def test_kinetics_compare_config_is_valid():
 
 @pytest.mark.slow
 def test_default_compare_end_to_end(tmp_path, monkeypatch, restore_threads, capsys):
-    """The README's `videotok compare`: generates the synthetic set, about 12 minutes on 2 cores."""
+    """The README's `videotok compare`: generates the synthetic set, about 5 minutes on 2 cores."""
     monkeypatch.chdir(tmp_path)
     assert main(["compare", "--no-progress"]) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "runs" / "compare"
     rows = list(csv.DictReader(open(run_dir / "results.csv")))
     assert rows[0]["name"] == "baseline" and REQUIRED <= {r["strategy"] for r in rows}
-    assert float(rows[0]["video_top1"]) > 2 * 100 / 6  # well above chance (6 classes)
+    assert float(rows[0]["video_top1"]) > 50  # well above chance (16.7 %, 6 classes); 88.9 measured
     assert "report.md" in out and (run_dir / "accuracy_vs_gflops.png").is_file()
