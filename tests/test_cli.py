@@ -65,6 +65,8 @@ def test_reducers_and_models_are_listed(capsys):
     for name in ("none", "tome", "evit", "random", "pool", "semantic", "crucial_merge", "cross_frame"):
         assert re.search(rf"^{name}\b", out, re.M)
     assert "    keep_rate = " in out
+    trained = {line.split("[")[0].strip() for line in out.splitlines() if "[adds parameters" in line}
+    assert trained == {"semantic", "crucial_merge"}  # crucial_merge through its default fusion=True
     assert "timesformer_base_patch16_224" in run(capsys, "models")
 
 

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from videotok.models import list_models
-from videotok.reduce import list_reducers, reducer_arguments, reducer_class
+from videotok.reduce import build_reducer, list_reducers, reducer_arguments, reducer_class
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -22,7 +22,9 @@ def _summary(cls: type) -> str:
 def run_reducers(args: argparse.Namespace) -> int:
     for name in list_reducers():
         cls = reducer_class(name)
-        trained = " [adds parameters: train or fine-tune]" if getattr(cls, "adds_parameters", False) else ""
+        # An instance with the defaults: some add parameters only with an option (crucial_merge's fusion).
+        adds = getattr(build_reducer(name), "adds_parameters", False)
+        trained = " [adds parameters with its defaults: train or fine-tune]" if adds else ""
         print(f"{name}{trained}: {_summary(cls)}")
         for arg, param in reducer_arguments(name).items():
             default = "" if param.default is inspect.Parameter.empty else f" = {param.default!r}"
