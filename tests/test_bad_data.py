@@ -83,14 +83,6 @@ def trained(bad_data: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "stderr": result.stderr}
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_training_skips_and_counts_the_broken_videos_every_epoch(bad_data: dict, trained: dict):
     checkpoint = torch.load(trained["root"] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == EPOCHS * STEPS_PER_EPOCH  # every step ran: failures were replaced

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from videotok.cli import main
@@ -40,13 +39,6 @@ def tiny_config(data_dir: Path, datamodule_kwargs: dict, run_dir: Path) -> dict:
             ],
         },
     }
-
-
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_compare_trains_once_evaluates_all_and_resumes(

@@ -34,12 +34,7 @@ IDS = [f"{backbone}-{name}" for backbone, name, _ in CASES]
 SIZE_WEIGHTED_ATTENTION = {"tome", "crucial_merge", "cross_frame"}  # semantic's attention is plain by default
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(backbone: str, name: str, args: dict, **overrides) -> torch.nn.Module:
