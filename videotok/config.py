@@ -118,3 +118,20 @@ def reducer_from_flags(reducer: Optional[str], pairs: Sequence[str]) -> tuple[Op
         reducer, preset_args = load_preset(reducer)
         args = {**preset_args, **args}
     return reducer, args
+
+
+def command_line_reducer(argv: Sequence[str]) -> dict[str, Any]:
+    """The `--model.reducer` / `--model.reducer_args` options given in `argv` (after
+    `rewrite_reducer_flags`), parsed: what must override a checkpoint's own reducer."""
+    found: dict[str, Any] = {}
+    args = list(argv)
+    for i, arg in enumerate(args):
+        for key in ("reducer", "reducer_args"):
+            flag = f"--model.{key}"
+            if arg == flag and i + 1 < len(args):
+                found[key] = args[i + 1]
+            elif arg.startswith(flag + "="):
+                found[key] = arg.split("=", 1)[1]
+    if "reducer_args" in found:
+        found["reducer_args"] = yaml.safe_load(found["reducer_args"]) or {}
+    return found

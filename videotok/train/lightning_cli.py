@@ -37,7 +37,14 @@ def _num_classes(datamodule: KineticsDataModule) -> int:
 
 
 class VideoTokCLI(LightningCLI):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """`reducer_override`: the model's `reducer` / `reducer_args` as given on the command line.
+    With `--ckpt_path FILE`, Lightning replaces the model options by the checkpoint's
+    hyperparameters (the architecture it was trained with), reducer included; a reducer named on
+    the command line must still win, or a full-token checkpoint could not be validated
+    training-free with a reducer (it would silently run without one)."""
+
+    def __init__(self, *args: Any, reducer_override: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
+        self.reducer_override = dict(reducer_override or {})
         kwargs.setdefault("trainer_defaults", {"default_root_dir": DEFAULT_ROOT_DIR, "callbacks": default_callbacks()})
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -55,6 +62,11 @@ class VideoTokCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
+        # Runs after Lightning applied the checkpoint's hyperparameters (LightningCLI._parse_ckpt_path).
+        if self.reducer_override:
+            model = self._get(self.config, "model")
+            for key, value in self.reducer_override.items():
+                model[key] = value
         threads = self._get(self.config, "torch_threads")
         if threads is not None:
             if threads < 1:
