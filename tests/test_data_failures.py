@@ -233,3 +233,15 @@ def test_bad_arguments_fail_at_construction(tmp_path):
         KineticsDataModule(str(tmp_path), test_views=(1, 2))
     with pytest.raises(ValueError, match="eval_short_side"):
         KineticsDataModule(str(tmp_path), crop_size=224, eval_short_side=200)
+
+
+def test_check_totals_applies_the_limit_to_every_process_counts():
+    tracker = FailureTracker(max_failure_rate=0.05, name="train data")
+    tracker.record(10, [("a.mp4", "empty"), ("b.mp4", "missing")], check=False)  # 17 %, not checked
+    tracker.check_totals(2, 100, processes=2)  # 2 % over both processes: under the limit
+    with pytest.raises(TooManyBadVideos) as info:
+        tracker.check_totals(4, 28, processes=2)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "4 of 28 videos failed to load over 2 processes (14.3%)" in message
+    assert "a.mp4 (empty); b.mp4 (missing) and 2 more" in message  # this process's paths, the rest counted

@@ -56,3 +56,22 @@ def test_odd_video_count_is_neither_dropped_nor_duplicated_on_two_processes(trai
     # test_views 2x3 in the smoke config: 6 views per video, views of a video stay on one rank.
     one, two = _evaluate(trained, "test", 1), _evaluate(trained, "test", 2)
     _assert_same(one, two, "test", videos=ODD_TEST_VIDEOS)
+
+
+def test_too_many_broken_videos_stop_every_process_together(synthetic_data_dir: Path, tmp_path: Path):
+    """4 of 24 training videos empty (17 %, limit 5 %), 2 processes: the limit applies to the
+    counts summed over both at epoch end, so both stop with the same one-line error and neither
+    waits for the other in a collective (a hang would fail on run_videotok's timeout)."""
+    data = copy_dataset(synthetic_data_dir, tmp_path / "data")
+    rows = (data / "train.csv").read_text().splitlines()
+    for line in rows[::6]:  # one video per class
+        (data / line.rsplit(" ", 1)[0]).write_bytes(b"")
+    root = tmp_path / "run"
+    result = run_videotok(["fit", *tiny_args(data, root), "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                           "--data.max_failure_rate", "0.05"], timeout=240, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("videotok fit: error: ")]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert len(errors) == 2, result.stderr[-3000:]  # one per process, the same totals
+    assert len({line.split(": ", 3)[3].split(" (")[0] for line in errors}) == 1
+    assert "train data: 4 of 28 videos failed to load over 2 processes" in errors[0]
+    assert "data.max_failure_rate=0.05" in errors[0]

@@ -85,19 +85,21 @@ class FailureTracker:
     def rate(self) -> float:
         return self.failed / self.attempted if self.attempted else 0.0
 
-    def record(self, loaded: int, skipped: Sequence[Skip] = ()) -> None:
-        """Account ``loaded`` good videos and the ``skipped`` ones, then check the limit."""
+    def record(self, loaded: int, skipped: Sequence[Skip] = (), check: bool = True) -> None:
+        """Account ``loaded`` good videos and the ``skipped`` ones, then check the limit
+        (``check=False``: count only, e.g. under DDP where the limit is applied jointly)."""
         self.loaded += loaded
         self.failed += len(skipped)
         room = self.max_kept - len(self.failures)
         if room > 0:
             self.failures.extend(tuple(s) for s in skipped[:room])
-        self.check()
+        if check:
+            self.check()
 
-    def update(self, batch: Mapping) -> list[Skip]:
+    def update(self, batch: Mapping, check: bool = True) -> list[Skip]:
         """Account one collated batch; return its skipped (path, reason) pairs."""
         skipped = [tuple(s) for s in batch.get("skipped", [])]
-        self.record(count_loaded_videos(batch), skipped)
+        self.record(count_loaded_videos(batch), skipped, check)
         return skipped
 
     def check(self, final: bool = False) -> None:
@@ -124,13 +126,25 @@ class FailureTracker:
         elif enough:
             raise TooManyBadVideos(self.summary())
 
-    def summary(self, max_paths: int = 5) -> str:
-        """One line: the fraction, the limit and its option, the first paths, what to do."""
-        shown = "; ".join(f"{p} ({r})" for p, r in self.failures[:max_paths])
-        more = f" and {self.failed - max_paths} more" if self.failed > max_paths else ""
+    def check_totals(self, failed: int, attempted: int, processes: int) -> None:
+        """End of a pass under DDP: the limit on the counts summed over every process. Each
+        process calls it with the same totals, so all stop together instead of one stopping
+        and leaving the others waiting in a collective."""
+        if failed and failed / attempted > self.max_failure_rate:
+            raise TooManyBadVideos(self.summary(failed, attempted, f" over {processes} processes"))
+
+    def summary(self, failed: Optional[int] = None, attempted: Optional[int] = None, where: str = "",
+                max_paths: int = 5) -> str:
+        """One line: the fraction, the limit and its option, the first paths (this process's),
+        what to do. ``failed``/``attempted``: totals over several processes (default: ours)."""
+        failed = self.failed if failed is None else failed
+        attempted = self.attempted if attempted is None else attempted
+        listed = self.failures[:max_paths]
+        shown = "; ".join(f"{p} ({r})" for p, r in listed)
+        more = f" and {failed - len(listed)} more" if failed > len(listed) else ""
         limit = self.max_failure_rate
         return (
-            f"{self.name}: {self.failed} of {self.attempted} videos failed to load ({self.rate:.1%}), "
+            f"{self.name}: {failed} of {attempted} videos failed to load{where} ({failed / attempted:.1%}), "
             f"above the limit data.max_failure_rate={limit:g} ({limit:.1%}): {shown}{more}. "
             "List them with `python -m data_tools.verify CSV --output cleaned.csv` and use the "
             "cleaned CSV, or raise --data.max_failure_rate."

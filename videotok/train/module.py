@@ -115,9 +115,14 @@ class VideoClassifier(L.LightningModule):
             return datamodule.failure_tracker(stage)
         return self._local_trackers.setdefault(stage, FailureTracker(name=f"{stage} data"))
 
+    def _processes(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
     def _step(self, batch: dict, stage: str) -> Optional[Tensor]:
         tracker = self._tracker(stage)
-        skipped = tracker.update(batch)  # raises once too many videos fail
+        # One process: raises as soon as too many videos certainly fail. Several: counts only;
+        # the limit is applied to the summed counts at epoch end (see _epoch_end).
+        skipped = tracker.update(batch, check=self._processes() == 1)
         for path, reason in skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)  # every rank reports its own
         metrics = getattr(self, f"{stage}_metrics")
@@ -155,7 +160,12 @@ class VideoClassifier(L.LightningModule):
 
     def _epoch_end(self, stage: str) -> None:
         tracker = self._tracker(stage)
-        tracker.check(final=True)
+        if self._processes() == 1:
+            tracker.check(final=True)
+        else:  # every process gets the same totals and stops (or not) with the others
+            counts = torch.tensor([tracker.failed, tracker.attempted], dtype=torch.float64, device=self.device)
+            failed, attempted = self.trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+            tracker.check_totals(int(failed), int(attempted), self._processes())
         self.log(f"{stage}/skipped_videos", float(tracker.failed), sync_dist=True, reduce_fx="sum")
 
     def on_train_epoch_end(self) -> None:
