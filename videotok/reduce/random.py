@@ -97,14 +97,14 @@ class RandomReduction(Reducer):
     def bind(self, spec: BackboneSpec) -> None:
         super().bind(spec)
         layers = parse_layers(self.layers, spec.depth)
-        self.schedule = {l: r for l, r in zip(layers, r_per_layer(self.r, len(layers), self.inflection)) if r > 0}
+        amounts = r_per_layer(self.r, len(layers), self.inflection)
+        self.schedule = {l: r for l, r in zip(layers, amounts) if r > 0}
         self.active = tuple(sorted(self.schedule)) if self.keep_rate == 1.0 else layers
         t, h, w = spec.grid
         n = h * w if self.scope == "frame" else t * h * w  # non-prefix tokens (per frame for scope=frame)
         if self.keep_rate == 1.0:  # the same limit as tome, so the two take the same r values
-            amounts = r_per_layer(self.r, len(layers), self.inflection)
-            check_r_schedule(self.name, self.r, amounts, n, "per frame" if self.scope == "frame" else "in the sequence",
-                             self.inflection)
+            where = "per frame" if self.scope == "frame" else "in the sequence"
+            check_r_schedule(self.name, self.r, amounts, n, where, self.inflection)
         for layer in self.active:
             n -= self.amount(layer, n)
             check_not_below_one(self.name, n, f"after block {layer}")
