@@ -103,7 +103,7 @@ class FailureTracker:
         return skipped
 
     def check(self, final: bool = False) -> None:
-        """Raise ``TooManyBadVideos`` if over the limit.
+        """Raise ``TooManyBadVideos`` if over the limit, on this process's counts.
 
         ``final=True`` (end of a pass): whenever the fraction is above ``max_failure_rate``.
         Mid-pass the fraction of a small sample is noise (2 bad of the first 20 is 10% on a set
@@ -113,25 +113,27 @@ class FailureTracker:
         without it, after ``min_attempts`` tries. In both cases also as soon as more than
         ``hopeless_rate`` of at least ``min_attempts`` tries failed (a wrong mount, a bad list).
         """
-        if not self.failed or self.rate <= self.max_failure_rate:
-            return
-        if final:
-            raise TooManyBadVideos(self.summary())
-        enough = self.attempted >= self.min_attempts
-        if self.expected is not None:
-            certain = self.failed / (self.expected + self.failed) > self.max_failure_rate
-            hopeless = enough and self.rate > self.hopeless_rate
-            if certain or hopeless:
-                raise TooManyBadVideos(self.summary())
-        elif enough:
+        if self._over_limit(self.failed, self.attempted, self.expected, final):
             raise TooManyBadVideos(self.summary())
 
-    def check_totals(self, failed: int, attempted: int, processes: int) -> None:
-        """End of a pass under DDP: the limit on the counts summed over every process. Each
-        process calls it with the same totals, so all stop together instead of one stopping
-        and leaving the others waiting in a collective."""
-        if failed and failed / attempted > self.max_failure_rate:
+    def check_totals(self, failed: int, attempted: int, processes: int, expected: Optional[int] = None,
+                     final: bool = True) -> None:
+        """``check`` on the counts summed over every process (DDP). Each process calls it with the
+        same totals, so all stop together instead of one stopping and leaving the others waiting
+        in a collective. ``expected``: the videos the pass tries over every process."""
+        if self._over_limit(failed, attempted, expected, final):
             raise TooManyBadVideos(self.summary(failed, attempted, f" over {processes} processes"))
+
+    def _over_limit(self, failed: int, attempted: int, expected: Optional[int], final: bool) -> bool:
+        if not failed or failed / attempted <= self.max_failure_rate:
+            return False
+        if final:
+            return True
+        enough = attempted >= self.min_attempts
+        if expected is None:
+            return enough
+        certain = failed / (expected + failed) > self.max_failure_rate
+        return certain or (enough and failed / attempted > self.hopeless_rate)
 
     def summary(self, failed: Optional[int] = None, attempted: Optional[int] = None, where: str = "",
                 max_paths: int = 5) -> str:

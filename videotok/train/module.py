@@ -12,6 +12,7 @@ from typing import Any, Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 from torch import Tensor
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -22,6 +23,19 @@ from videotok.reduce import build_reducer
 from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosine
 
 STAGES = ("train", "val", "test")
+
+
+def declare_static_graph(strategy: Strategy, reducer: str) -> None:
+    """Tell DDP that a reducer fixes which parameters a step uses (some are legitimately unused:
+    e.g. TimeSformer's temporal branches once the token grid is gone, blocks a strategy bypasses),
+    unless the user chose the DDP options. Plain DDP would stop at the first step ("parameters
+    that were not used in producing the loss"); a static graph finds the unused set once, in the
+    first step, where `find_unused_parameters` would search the graph at every step."""
+    if reducer == "none" or not isinstance(strategy, DDPStrategy):
+        return
+    options = strategy._ddp_kwargs  # what DDPStrategy passes to DistributedDataParallel
+    if "static_graph" not in options and "find_unused_parameters" not in options:
+        options["static_graph"] = True
 
 
 class VideoClassifier(L.LightningModule):
@@ -73,8 +87,10 @@ class VideoClassifier(L.LightningModule):
                 f"clip_top{top5}": MulticlassAccuracy(num_classes, top_k=top5, average="micro"),
                 "loss": MeanMetric(),
                 "videos": SumMetric(),
+                **({} if stage == "train" else {"skipped_videos": SumMetric()}),
             }))
         self._local_trackers: dict[str, FailureTracker] = {}
+        self._train_totals = (0, 0)  # DDP: (failed, attempted) over every process, last train step
 
     # -- weights ---------------------------------------------------------------------------
     def _load_initial_weights(self, path: str) -> None:
@@ -105,6 +121,10 @@ class VideoClassifier(L.LightningModule):
                 "`videotok fit ... --model.init_checkpoint CKPT`."
             )
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            declare_static_graph(self.trainer.strategy, self.hparams.reducer)
+
     # -- steps -----------------------------------------------------------------------------
     def forward(self, video: Tensor) -> Tensor:
         return self.model(video)
@@ -118,20 +138,35 @@ class VideoClassifier(L.LightningModule):
     def _processes(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
 
+    # Under DDP every collective must run on every rank in the same order, whatever callbacks run
+    # on rank 0 only (the progress bar computes, and so syncs, the epoch metrics in its own
+    # `on_train_epoch_end`, before this module's hook). So: training reduces its failure counts in
+    # `training_step` (every rank runs the same steps); evaluation logs them as metrics (synced
+    # with the others, in one order) and applies the limit once they are computed.
+
     def _step(self, batch: dict, stage: str) -> Optional[Tensor]:
         tracker = self._tracker(stage)
-        # One process: raises as soon as too many videos certainly fail. Several: counts only;
-        # the limit is applied to the summed counts at epoch end (see _epoch_end).
-        skipped = tracker.update(batch, check=self._processes() == 1)
+        distributed = self._processes() > 1
+        # One process: raises as soon as too many videos certainly fail; several: see above.
+        skipped = tracker.update(batch, check=not distributed)
         for path, reason in skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)  # every rank reports its own
         metrics = getattr(self, f"{stage}_metrics")
         metrics["videos"].update(count_loaded_videos(batch))
         if stage == "train":
-            self.log("train/skipped_videos", float(tracker.failed), on_step=True, on_epoch=False)
+            failed = self._train_failures_so_far(tracker) if distributed else tracker.failed
+            self.log("train/skipped_videos", float(failed), on_step=True, on_epoch=False)
+        else:
+            metrics["skipped_videos"].update(len(skipped))
         video, label = batch["video"], batch["label"]
+        batch_size = max(1, video.shape[0])
+        for name, metric in metrics.items():  # every step, so every rank logs the same metrics
+            if stage == "train" and name == "loss":
+                continue  # logged per step below
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True,
+                     prog_bar=name == "clip_top1", batch_size=batch_size)
         if video.shape[0] == 0:  # every video of this batch failed to load
-            return None
+            return self._blank_step() if stage == "train" and distributed else None
         logits = self(video)
         loss = F.cross_entropy(logits, label, label_smoothing=self.hparams.label_smoothing)
         if stage != "train":
@@ -141,13 +176,26 @@ class VideoClassifier(L.LightningModule):
                 metric.update(logits.detach(), label)
         if stage == "train":
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True,
-                     batch_size=video.shape[0])
-        for name, metric in metrics.items():
-            if stage == "train" and name == "loss":
-                continue  # logged per step above
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True,
-                     prog_bar=name == "clip_top1", batch_size=video.shape[0])
+                     batch_size=video.shape[0], sync_dist=True)
         return loss
+
+    def _train_failures_so_far(self, tracker: FailureTracker) -> int:
+        """DDP: this pass's failure counts summed over every process (a collective), the limit
+        applied to them: every rank gets the same totals and stops at the same step."""
+        counts = torch.tensor([tracker.failed, tracker.attempted, tracker.expected or 0],
+                              dtype=torch.long, device=self.device)
+        failed, attempted, expected = (int(v) for v in self.trainer.strategy.reduce(counts, reduce_op="sum").tolist())
+        self._train_totals = (failed, attempted)
+        tracker.check_totals(failed, attempted, self._processes(), expected=expected or None, final=False)
+        return failed
+
+    def _blank_step(self) -> Tensor:
+        """DDP, a batch whose every video failed: this rank must still run forward and backward,
+        or the gradient all-reduce of the other ranks waits for it. A blank clip of the usual shape,
+        times zero, uses the same parameters as a real step and adds nothing to the gradients."""
+        model = self.model
+        blank = torch.zeros(1, model.in_chans, model.num_frames, model.img_size, model.img_size, device=self.device)
+        return self(blank).sum() * 0.0
 
     def training_step(self, batch: dict, batch_idx: int) -> Optional[Tensor]:
         return self._step(batch, "train")
@@ -158,24 +206,34 @@ class VideoClassifier(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def _epoch_end(self, stage: str) -> None:
+    def on_train_epoch_start(self) -> None:
+        self._train_totals = (0, 0)
+
+    def on_train_epoch_end(self) -> None:
+        tracker = self._tracker("train")
+        if self._processes() == 1:
+            tracker.check(final=True)
+        else:  # the totals of the last step: no collective here (see above)
+            tracker.check_totals(*self._train_totals, self._processes())
+
+    def _evaluation_end(self, stage: str) -> None:
+        """The failure limit on a finished evaluation pass, from the synced epoch metrics."""
+        if self.trainer.sanity_checking:
+            return
         tracker = self._tracker(stage)
         if self._processes() == 1:
             tracker.check(final=True)
-        else:  # every process gets the same totals and stops (or not) with the others
-            counts = torch.tensor([tracker.failed, tracker.attempted], dtype=torch.float64, device=self.device)
-            failed, attempted = self.trainer.strategy.reduce(counts, reduce_op="sum").tolist()
-            tracker.check_totals(int(failed), int(attempted), self._processes())
-        self.log(f"{stage}/skipped_videos", float(tracker.failed), sync_dist=True, reduce_fx="sum")
+            return
+        computed = self.trainer.callback_metrics
+        failed = int(computed.get(f"{stage}/skipped_videos", 0))
+        attempted = failed + int(computed.get(f"{stage}/videos", 0))
+        tracker.check_totals(failed, attempted, self._processes())
 
-    def on_train_epoch_end(self) -> None:
-        self._epoch_end("train")
+    def on_validation_end(self) -> None:
+        self._evaluation_end("val")
 
-    def on_validation_epoch_end(self) -> None:
-        self._epoch_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._epoch_end("test")
+    def on_test_end(self) -> None:
+        self._evaluation_end("test")
 
     # -- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
