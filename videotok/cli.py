@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from typing import Optional, Sequence
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
 USAGE = """usage: videotok COMMAND [options]
 
 training (LightningCLI; `videotok fit --help` for every option):
@@ -48,7 +51,21 @@ def _optional_command(name: str):
         raise
 
 
+def _die_with_launcher() -> None:
+    """A training process started by another (Lightning's DDP launcher starts ranks 1..N-1 from
+    rank 0; torchrun from its agent) ends when that parent ends, whatever it is doing: a rank
+    waiting in a collective for a rank 0 that was killed would otherwise wait until the
+    process-group timeout. Linux only (prctl PR_SET_PDEATHSIG); elsewhere the timeout applies."""
+    if os.environ.get("LOCAL_RANK", "0") == "0" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_lightning(argv: Sequence[str]) -> int:
+    _die_with_launcher()
     from videotok.config import command_line_reducer, expand_configs, rewrite_reducer_flags
     from videotok.train.lightning_cli import VideoTokCLI
 
@@ -67,6 +84,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return run_lightning(argv)
         args = _tool_parser().parse_args(argv)
         return args.run(args)
+    except SystemExit as stop:
+        if type(stop).__name__ != "SIGTERMException":  # Lightning's: every process stopped at one step
+            raise
+        print(f"videotok {argv[0]}: stopped by SIGTERM; a fit resumes from its last checkpoint with "
+              "`--ckpt_path last`", file=sys.stderr)
+        return SIGTERM_EXIT_CODE
     except (ValueError, FileNotFoundError) as error:
         print(f"videotok {argv[0]}: error: {_root_cause(error)}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@ shapes, and the defaults every run needs (checkpoints that resume, CSV + TensorB
 from __future__ import annotations
 
 import os
+import subprocess
+from datetime import timedelta
 from typing import Any, Optional
 
 import torch
@@ -11,15 +13,17 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.data import KineticsDataModule
-from videotok.train.callbacks import RunCheckpoint
+from videotok.train.callbacks import RunCheckpoint, StopTogetherOnSigterm
 from videotok.train.module import VideoClassifier
 
 DEFAULT_ROOT_DIR = "runs/default"
+PROCESS_GROUP_TIMEOUT_S = 600
 
 
 def default_callbacks() -> list:
     """Always present: the best checkpoint (val/clip_top1), `last.ckpt` rewritten at every epoch
-    end (what `--ckpt_path last` resumes), and the learning rate logged.
+    end and when SIGTERM stops the run (what `--ckpt_path last` resumes), the learning rate
+    logged, and, under DDP, a SIGTERM that stops every process at the same step.
 
     `last.ckpt` has its own callback: Lightning refreshes a monitored callback's `save_last` only
     when that callback also saved a top-k file, so after an epoch that did not improve the
@@ -27,8 +31,10 @@ def default_callbacks() -> list:
     """
     return [
         RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1, save_last=False),
-        RunCheckpoint(filename="last", save_top_k=1, save_last=False, enable_version_counter=False),
+        RunCheckpoint(filename="last", save_top_k=1, save_last=False, enable_version_counter=False,
+                      save_on_sigterm=True),
         LearningRateMonitor(logging_interval="step"),
+        StopTogetherOnSigterm(),
     ]
 
 
@@ -60,6 +66,11 @@ class VideoTokCLI(LightningCLI):
             help="intra-op CPU threads (torch.set_num_threads); on a small CPU, 1 leaves the other "
             "cores to the data workers and trains several times faster than the default",
         )
+        parser.add_argument(
+            "--process_group_timeout", type=float, default=PROCESS_GROUP_TIMEOUT_S,
+            help="seconds a process waits for the others in one collective before the run fails "
+            "(DDP, FSDP): a stuck or dead process then stops the run instead of hanging it",
+        )
 
     def before_instantiate_classes(self) -> None:
         # Runs after Lightning applied the checkpoint's hyperparameters (LightningCLI._parse_ckpt_path).
@@ -80,8 +91,35 @@ class VideoTokCLI(LightningCLI):
             root = config.get("default_root_dir") or DEFAULT_ROOT_DIR
             kwargs["logger"] = [CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tensorboard")]
         trainer = super().instantiate_trainer(**kwargs)
+        self._set_process_group_timeout(trainer, config.get("strategy"))
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, RunCheckpoint):
                 callback.attach(trainer)
         os.makedirs(trainer.default_root_dir, exist_ok=True)
         return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            self._wait_for_started_ranks()
+
+    def _wait_for_started_ranks(self, grace_s: float = 60) -> None:
+        """The process that started the other ranks (Lightning's DDP launcher) lets them finish
+        (their own error line, teardown) before it exits: they die with it (see
+        `videotok.cli._die_with_launcher`)."""
+        trainer = getattr(self, "trainer", None)
+        for process in getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", []):
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _set_process_group_timeout(self, trainer, configured_strategy: Any) -> None:
+        """Apply `--process_group_timeout` to a strategy named by string (a strategy given as
+        `class_path`/`init_args` keeps its own `timeout`)."""
+        seconds = self._get(self.config, "process_group_timeout")
+        if seconds is None or seconds <= 0:
+            raise ValueError(f"--process_group_timeout: expected seconds > 0, got {seconds}")
+        if isinstance(configured_strategy, (str, type(None))) and hasattr(trainer.strategy, "_timeout"):
+            trainer.strategy._timeout = timedelta(seconds=seconds)  # read when the process group starts
