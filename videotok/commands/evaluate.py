@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.evaluate import evaluate, parse_views
-    from videotok.train.build import build_classifier, build_datamodule, load_checkpoint
+    from videotok.train.build import build_classifier, build_datamodule
+    from videotok.train.checkpoint import load_checkpoint
 
     views = parse_views(args.views) if args.views else None  # bad --views fails before any work
     reducer, reducer_args = reducer_from_flags(args.reducer, args.reducer_arg)

@@ -31,8 +31,9 @@ from videotok.compare.settings import (
     result_signature,
 )
 from videotok.evaluate import EvaluationResult, evaluate
-from videotok.train.build import build_classifier, build_datamodule, load_checkpoint
+from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
+from videotok.train.checkpoint import load_checkpoint
 from videotok.train.lightning_cli import default_callbacks
 
 RESULT_FILE = "result.json"

@@ -5,20 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 
 from videotok.config import load_config
 from videotok.data import KineticsDataModule
 from videotok.train.module import VideoClassifier
 
 LINKED = ("num_frames", "img_size", "num_classes")
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def build_datamodule(config: dict, **overrides: Any) -> KineticsDataModule:
