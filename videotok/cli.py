@@ -49,11 +49,10 @@ def _optional_command(name: str):
 
 
 def run_lightning(argv: Sequence[str]) -> int:
-    from videotok.config import command_line_reducer, expand_configs, rewrite_reducer_flags
+    from videotok.config import expand_configs
     from videotok.train.lightning_cli import VideoTokCLI
 
-    args = rewrite_reducer_flags(expand_configs(argv))
-    VideoTokCLI(args=args, reducer_override=command_line_reducer(args))
+    VideoTokCLI(args=expand_configs(argv))
     return 0
 
 

@@ -31,6 +31,7 @@ from videotok.compare.settings import (
     result_signature,
 )
 from videotok.evaluate import EvaluationResult, evaluate
+from videotok.reduce.choice import ReducerChoice
 from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
@@ -201,7 +202,7 @@ class Comparison:
             n, strategy.name, training, epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
             lambda: build_classifier(
-                self.config, self.datamodule, strategy.reducer, strategy.reducer_args,
+                self.config, self.datamodule, strategy.choice,
                 **{**self.settings.finetune, "init_checkpoint": str(baseline), "pretrained": None},
             ),
         )
@@ -254,15 +255,14 @@ class Comparison:
 
     def _evaluate(self, strategy: Optional[Strategy], checkpoint: Path, signature: dict) -> EvaluationResult:
         state = load_checkpoint(checkpoint)
-        reducer = (strategy.reducer, strategy.reducer_args) if strategy is not None else ("none", {})
-        classifier = build_classifier(self.config, self.datamodule, reducer[0], reducer[1],
-                                      checkpoint=state, pretrained=None)
+        reducer = strategy.choice if strategy is not None else ReducerChoice()
+        classifier = build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
         return evaluate(
             classifier, self.datamodule, split=self.settings.split, views=self.settings.views,
             aggregate=self.settings.aggregate, device=self.device, progress=self.progress,
             precision=self.precision,
             extra={"row": BASELINE if strategy is None else strategy.name,
-                   "reducer_args": dict(reducer[1]), "checkpoint": str(checkpoint),
+                   "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint),
                    "signature": signature, "machine": machine_description(self.device),
                    "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )

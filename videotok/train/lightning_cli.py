@@ -11,6 +11,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.data import KineticsDataModule
+from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
+from videotok.settings import DATA_LINKS
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.module import VideoClassifier
 
@@ -37,14 +39,14 @@ def _num_classes(datamodule: KineticsDataModule) -> int:
 
 
 class VideoTokCLI(LightningCLI):
-    """`reducer_override`: the model's `reducer` / `reducer_args` as given on the command line.
-    With `--ckpt_path FILE`, Lightning replaces the model options by the checkpoint's
-    hyperparameters (the architecture it was trained with), reducer included; a reducer named on
-    the command line must still win, or a full-token checkpoint could not be validated
+    """`--reducer NAME|PRESET --reducer-arg k=v ...` are arguments of every subcommand; the reducer
+    they name becomes the model's `reducer` / `reducer_args` just before the classes are built.
+    With `--ckpt_path FILE`, Lightning has replaced the model options by the checkpoint's
+    hyperparameters (the architecture it was trained with), reducer included by then; a reducer
+    named with `--reducer` still wins, or a full-token checkpoint could not be validated
     training-free with a reducer (it would silently run without one)."""
 
-    def __init__(self, *args: Any, reducer_override: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
-        self.reducer_override = dict(reducer_override or {})
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("trainer_defaults", {"default_root_dir": DEFAULT_ROOT_DIR, "callbacks": default_callbacks()})
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -52,21 +54,22 @@ class VideoTokCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # The data decides the clip shape and the classes; the model must match them.
-        parser.link_arguments("data.num_frames", "model.num_frames")
-        parser.link_arguments("data.crop_size", "model.img_size")
+        for source, target in DATA_LINKS.items():
+            parser.link_arguments(f"data.{source}", f"model.{target}")
         parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
         parser.add_argument(
             "--torch_threads", type=Optional[int], default=None,
             help="intra-op CPU threads (torch.set_num_threads); on a small CPU, 1 leaves the other "
             "cores to the data workers and trains several times faster than the default",
         )
+        add_reducer_arguments(parser)
 
     def before_instantiate_classes(self) -> None:
         # Runs after Lightning applied the checkpoint's hyperparameters (LightningCLI._parse_ckpt_path).
-        if self.reducer_override:
+        choice = ReducerChoice.from_flags(self._get(self.config, "reducer"), self._get(self.config, "reducer_arg"))
+        if choice is not None:
             model = self._get(self.config, "model")
-            for key, value in self.reducer_override.items():
-                model[key] = value
+            model["reducer"], model["reducer_args"] = choice.name, dict(choice.args)
         threads = self._get(self.config, "torch_threads")
         if threads is not None:
             if threads < 1:
