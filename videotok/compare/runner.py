@@ -20,7 +20,6 @@ from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.compare.settings import (
     BASELINE,
@@ -31,16 +30,15 @@ from videotok.compare.settings import (
     result_signature,
 )
 from videotok.evaluate import EvaluationResult, evaluate
+from videotok.evaluate.precision import short_precision
 from videotok.reduce.choice import ReducerChoice
 from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
-from videotok.train.lightning_cli import default_callbacks
+from videotok.train.defaults import default_callbacks, default_loggers
 
 RESULT_FILE = "result.json"
 TRAINING_FILE = "training.json"
-_PRECISIONS = {"32": "32", "32-true": "32", "bf16": "bf16", "bf16-mixed": "bf16", "bf16-true": "bf16",
-               "16": "16", "16-mixed": "16", "16-true": "16"}
 Log = Callable[[str], None]
 
 
@@ -90,10 +88,8 @@ def resolve_device(config: dict, device: Optional[str]) -> str:
 
 
 def eval_precision(config: dict) -> str:
-    precision = str((config.get("trainer") or {}).get("precision", "32"))
-    if precision not in _PRECISIONS:
-        raise ValueError(f"trainer.precision={precision!r}: compare evaluates in one of {', '.join(_PRECISIONS)}")
-    return _PRECISIONS[precision]
+    """The trainer's precision, as evaluation records it ("32", "bf16" or "16")."""
+    return short_precision(str((config.get("trainer") or {}).get("precision", "32")), "trainer.precision")
 
 
 class Comparison:
@@ -248,7 +244,7 @@ class Comparison:
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index] if device.index is not None else 1,
             default_root_dir=str(root), max_epochs=epochs, callbacks=default_callbacks(),
-            logger=[CSVLogger(str(root), name="csv"), TensorBoardLogger(str(root), name="tensorboard")],
+            logger=default_loggers(root),
             enable_progress_bar=self.progress, enable_model_summary=False,
         )
         return kwargs

@@ -6,32 +6,16 @@ import os
 from typing import Any, Optional
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.data import KineticsDataModule
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
 from videotok.settings import DATA_LINKS
 from videotok.train.callbacks import RunCheckpoint
+from videotok.train.defaults import default_callbacks, default_loggers
 from videotok.train.module import VideoClassifier
 
 DEFAULT_ROOT_DIR = "runs/default"
-
-
-def default_callbacks() -> list:
-    """Always present: the best checkpoint (val/clip_top1), `last.ckpt` rewritten at every epoch
-    end (what `--ckpt_path last` resumes), and the learning rate logged.
-
-    `last.ckpt` has its own callback: Lightning refreshes a monitored callback's `save_last` only
-    when that callback also saved a top-k file, so after an epoch that did not improve the
-    metric, `last.ckpt` would still hold an older epoch and a resumed run would repeat epochs.
-    """
-    return [
-        RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1, save_last=False),
-        RunCheckpoint(filename="last", save_top_k=1, save_last=False, enable_version_counter=False),
-        LearningRateMonitor(logging_interval="step"),
-    ]
 
 
 def _num_classes(datamodule: KineticsDataModule) -> int:
@@ -81,7 +65,7 @@ class VideoTokCLI(LightningCLI):
         if config.get("logger") in (None, True) and "logger" not in kwargs:
             # CSV and TensorBoard under default_root_dir unless the config chose loggers.
             root = config.get("default_root_dir") or DEFAULT_ROOT_DIR
-            kwargs["logger"] = [CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tensorboard")]
+            kwargs["logger"] = default_loggers(root)
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, RunCheckpoint):
