@@ -1,14 +1,14 @@
 """`videotok` commands that need no training: flops, reducers, models, and the config plumbing."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 import yaml
 
 from videotok.cli import main
-from videotok.config import expand_configs, load_config, rewrite_reducer_flags
+from videotok.config import expand_configs, load_config
+from videotok.reduce.choice import ReducerChoice
 
 
 def run(capsys, *argv: str) -> str:
@@ -76,13 +76,14 @@ def test_bad_reducer_is_one_line_error(capsys):
     assert "\n" not in err and "unknown reducer 'tomee'" in err and "tome" in err
 
 
-def test_reducer_flags_become_model_options():
-    argv = rewrite_reducer_flags(["fit", "--reducer", "tome", "--reducer-arg", "r=4", "--reducer-arg", "scope=frame"])
-    assert argv[:1] == ["fit"]
-    assert argv[argv.index("--model.reducer") + 1] == "tome"
-    assert json.loads(argv[argv.index("--model.reducer_args") + 1]) == {"r": 4, "scope": "frame"}
+def test_reducer_flags_are_parsed_once_into_one_choice():
+    assert ReducerChoice.from_flags("tome", ["r=4", "scope=frame"]) == ReducerChoice("tome", {"r": 4, "scope": "frame"})
+    preset = ReducerChoice.from_flags("configs/reducer/tome_third.yaml", ["r=2"])  # --reducer-arg overrides
+    assert preset == ReducerChoice("tome", {"r": 2, "scope": "frame"}) and preset.setting == "r=2 scope=frame"
+    assert ReducerChoice.from_flags(None, []) is None
     with pytest.raises(ValueError, match="--reducer-arg needs --reducer"):
-        rewrite_reducer_flags(["fit", "--reducer-arg", "r=4"])
+        ReducerChoice.from_flags(None, ["r=4"])
+    assert type(ReducerChoice("evit", {"keep_rate": 0.5}).build()).__name__ == "EViT"
 
 
 def test_bases_merge_deltas_over_their_bases(tmp_path):

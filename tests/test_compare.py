@@ -11,11 +11,11 @@ import yaml
 
 from videotok.cli import main
 from videotok.compare import Comparison, load_default_config, prepare, run_compare
-from videotok.compare.settings import backbone_settings
 from videotok.config import load_config
 from videotok.flops import measure_cost
 from videotok.models import create_model
 from videotok.reduce import build_reducer
+from videotok.settings import resolve_model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"tome", "evit", "random", "pool", "semantic", "crucial_merge", "cross_frame"}
@@ -71,7 +71,8 @@ def test_compare_trains_once_evaluates_all_and_resumes(
     assert data["meta"]["video_list_hash"] in report and "accuracy_vs_gflops.png" in report
 
     # The table's GFLOPs are what `videotok flops` measures for the same settings.
-    name, overrides = backbone_settings(config)
+    settings = resolve_model_settings(config)
+    name, overrides = settings.model, settings.backbone_overrides()
     for row, reducer in ((0, build_reducer("none")), (1, build_reducer("tome", **TOME))):
         expected = measure_cost(create_model(name, reducer=reducer, num_classes=6, **overrides)).gflops
         assert float(rows[row]["gflops_per_view"]) == pytest.approx(expected, rel=1e-5)
@@ -170,7 +171,8 @@ def test_default_config_compares_every_strategy_on_the_smoke_settings():
     assert trained["crucial_merge_k70_nofusion"] == "training-free" and trained["tome_r8"] == "training-free"
     assert settings.split == "test" and settings.views == (2, 3)
     # Every row cuts GFLOPs by a quarter to a half on the tiny model.
-    name, overrides = backbone_settings(config)
+    model_settings = resolve_model_settings(config)
+    name, overrides = model_settings.model, model_settings.backbone_overrides()
     full = measure_cost(create_model(name, num_classes=6, **overrides)).gflops
     for s in settings.strategies:
         cost = measure_cost(create_model(name, reducer=build_reducer(s.reducer, **s.reducer_args),

@@ -1,10 +1,9 @@
-"""Evaluation: multi-view aggregation, deduplication, DDP gathering, video accounting, end to end."""
+"""Evaluation: multi-view aggregation, deduplication, video accounting, end to end."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,6 @@ def test_aggregation_changes_the_answer():
     assert by_softmax.clip_top1 == pytest.approx(100 / 3)  # one view in three is right
     assert by_softmax.video_top1 == 0.0  # mean softmax: class 1 (0.66) beats class 0 (0.34)
     assert by_logits.video_top1 == 100.0  # mean logits: class 0 (6.67) beats class 1 (3.33)
-    assert by_softmax.video_predictions == {0: 1} and by_logits.video_predictions == {0: 0}
     assert by_logits.clip_top1 == by_softmax.clip_top1  # clip level ignores aggregation
     assert by_softmax.topk == 3 and by_softmax.clip_top5 == 100.0  # 3 classes: top-3 always hits
 
@@ -79,8 +77,7 @@ def test_video_level_beats_clip_level_and_per_class():
     assert m.num_views == 9 and m.num_videos == 3 and m.duplicates == 0
     assert m.per_class_videos == [1, 2, 0, 0, 0, 0, 0]
     assert m.per_class_top1[:3] == [100.0, 50.0, None]
-    assert m.views_per_video == {0: 3, 1: 3, 2: 3} and m.incomplete_videos(3) == {}
-    assert m.incomplete_videos(6) == {0: 3, 1: 3, 2: 3}
+    assert m.views_per_video == {0: 3, 1: 3, 2: 3}
 
 
 def test_duplicate_views_are_dropped_and_counted():
@@ -96,46 +93,6 @@ def test_duplicate_views_are_dropped_and_counted():
 def test_views_of_one_video_must_share_a_label():
     with pytest.raises(ValueError, match="video_index 0"):
         _accumulate([(0, 0, 0, [1.0, 0.0]), (0, 1, 1, [1.0, 0.0])], num_classes=2).compute()
-
-
-def test_gather_over_ranks_of_unequal_size_drops_padding_duplicates():
-    """Two ranks in threads, with an all_gather of Lightning's contract (equal shapes required,
-    result [world, ...]). Rank 1 repeats rank 0's first view, as DDP padding would."""
-    rank_rows = [WRONG_WRONG_HUGE[:2], WRONG_WRONG_HUGE[2:] + WRONG_WRONG_HUGE[:1]]
-    accumulators = [_accumulate(rows, 3) for rows in rank_rows]
-    slots: list = [None, None]
-    barrier = threading.Barrier(2)
-
-    def all_gather_for(rank: int):
-        def all_gather(tensor: torch.Tensor) -> torch.Tensor:
-            slots[rank] = tensor.clone()
-            barrier.wait()
-            assert slots[0].shape == slots[1].shape, "all_gather needs equal shapes on every rank"
-            out = torch.stack(list(slots))
-            barrier.wait()
-            return out
-        return all_gather
-
-    gathered: list = [None, None]
-
-    def run(rank: int) -> None:
-        gathered[rank] = accumulators[rank].gather(all_gather_for(rank))
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    for acc in gathered:
-        metrics = acc.compute("logits")
-        assert len(acc) == 4 and metrics.duplicates == 1 and metrics.num_views == 3
-        assert metrics.video_top1 == 100.0 and metrics.clip_top1 == pytest.approx(100 / 3)
-
-
-def test_gather_in_a_single_process_is_the_identity():
-    acc = _accumulate(WRONG_WRONG_HUGE, 3)
-    gathered = acc.gather(lambda t: t)  # Lightning returns the tensor as is without DDP
-    assert torch.equal(gathered.records()["logits"], acc.records()["logits"])
 
 
 # -- views and the video list --------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 
 from helpers_training import last_metrics, tiny_args
 from videotok.cli import main
-from videotok.config import command_line_reducer
+from videotok.config import expand_configs
+from videotok.train.lightning_cli import VideoTokCLI
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,8 +32,17 @@ def test_reducer_named_at_validation_overrides_the_checkpoint(synthetic_data_dir
     assert pooled["val/videos"] == full["val/videos"]
 
 
-def test_command_line_reducer_reads_the_rewritten_flags():
-    argv = ["validate", "--model.reducer", "tome", "--model.reducer_args", '{"r": 8}', "--trainer.devices=1"]
-    assert command_line_reducer(argv) == {"reducer": "tome", "reducer_args": {"r": 8}}
-    assert command_line_reducer(["validate", "--model.reducer=none"]) == {"reducer": "none"}
-    assert command_line_reducer(["validate", "--config", "x.yaml"]) == {}
+def test_reducer_flags_are_arguments_of_the_lightning_cli(synthetic_data_dir: Path, tmp_path: Path):
+    """Parsed by LightningCLI's own parser (listed in --help), turned into the model's reducer once."""
+    args = [*tiny_args(synthetic_data_dir, tmp_path), "--reducer", "configs/reducer/tome_third.yaml",
+            "--reducer-arg", "r=1", "--reducer-arg=layers=1,2"]
+    cli = VideoTokCLI(args=expand_configs(args), run=False)
+    assert cli.model.hparams.reducer == "tome"
+    assert cli.model.hparams.reducer_args == {"r": 1, "scope": "frame", "layers": "1,2"}
+    assert cli.model.reducer is cli.model.model.reducer and cli.model.reducer.name == "tome"
+
+
+def test_reducer_arg_without_reducer_is_one_line_error(capsys, synthetic_data_dir: Path, tmp_path: Path):
+    assert main(["validate", *tiny_args(synthetic_data_dir, tmp_path), "--reducer-arg", "r=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--reducer-arg needs --reducer NAME" in err

@@ -66,11 +66,10 @@ def _die_with_launcher() -> None:
 
 def run_lightning(argv: Sequence[str]) -> int:
     _die_with_launcher()
-    from videotok.config import command_line_reducer, expand_configs, rewrite_reducer_flags
+    from videotok.config import expand_configs
     from videotok.train.lightning_cli import VideoTokCLI
 
-    args = rewrite_reducer_flags(expand_configs(argv))
-    VideoTokCLI(args=args, reducer_override=command_line_reducer(args))
+    VideoTokCLI(args=expand_configs(argv))
     return 0
 
 

@@ -1,21 +1,13 @@
-"""Config files and command-line shortcuts shared by every command.
-
-- `bases:` lets an experiment file state only its delta: the listed files (relative to it) are
-  merged first, dictionaries key by key, everything else replaced.
-- `--reducer NAME|PRESET.yaml --reducer-arg key=value ...` is the short form of `--model.reducer NAME
-  --model.reducer_args {...}`; naming a reducer resets the arguments inherited from the config,
-  which belonged to whatever reducer it named.
+"""Config files shared by every command: `bases:` lets an experiment file state only its delta;
+the listed files (relative to it) are merged first, dictionaries key by key, everything else
+replaced. (`--reducer` / `--reducer-arg` are each command's own arguments: reduce/choice.py.)
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import yaml
-
-from videotok.reduce import parse_reducer_args
-from videotok.reduce.presets import is_preset_path, load_preset
 
 CONFIG_FLAGS = ("--config", "-c")
 
@@ -74,64 +66,3 @@ def expand_configs(argv: Sequence[str]) -> list[str]:
             value = yaml.safe_dump(load_config(value), sort_keys=False)
         out += ["--config", value]
     return out
-
-
-def rewrite_reducer_flags(argv: Sequence[str]) -> list[str]:
-    """`--reducer N --reducer-arg k=v` -> `--model.reducer N --model.reducer_args {"k": v}`."""
-    out: list[str] = []
-    reducer: Optional[str] = None
-    pairs: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        for flag in ("--reducer", "--reducer-arg"):
-            if arg == flag or arg.startswith(flag + "="):
-                if arg == flag:
-                    if i + 1 >= len(args):
-                        raise ValueError(f"{flag} needs a value")
-                    value, i = args[i + 1], i + 2
-                else:
-                    value, i = arg.split("=", 1)[1], i + 1
-                if flag == "--reducer":
-                    reducer = value
-                else:
-                    pairs.append(value)
-                break
-        else:
-            out.append(arg)
-            i += 1
-    if pairs and reducer is None:
-        raise ValueError("--reducer-arg needs --reducer NAME too (arguments belong to a reducer)")
-    if reducer is not None:
-        name, args = reducer_from_flags(reducer, pairs)
-        out += ["--model.reducer", name, "--model.reducer_args", json.dumps(args)]
-    return out
-
-
-def reducer_from_flags(reducer: Optional[str], pairs: Sequence[str]) -> tuple[Optional[str], dict[str, Any]]:
-    """The reducer named by argparse-collected `--reducer`/`--reducer-arg` values."""
-    if pairs and reducer is None:
-        raise ValueError("--reducer-arg needs --reducer NAME too (arguments belong to a reducer)")
-    args = parse_reducer_args(list(pairs))
-    if reducer is not None and is_preset_path(reducer):  # a preset file; --reducer-arg overrides it
-        reducer, preset_args = load_preset(reducer)
-        args = {**preset_args, **args}
-    return reducer, args
-
-
-def command_line_reducer(argv: Sequence[str]) -> dict[str, Any]:
-    """The `--model.reducer` / `--model.reducer_args` options given in `argv` (after
-    `rewrite_reducer_flags`), parsed: what must override a checkpoint's own reducer."""
-    found: dict[str, Any] = {}
-    args = list(argv)
-    for i, arg in enumerate(args):
-        for key in ("reducer", "reducer_args"):
-            flag = f"--model.{key}"
-            if arg == flag and i + 1 < len(args):
-                found[key] = args[i + 1]
-            elif arg.startswith(flag + "="):
-                found[key] = arg.split("=", 1)[1]
-    if "reducer_args" in found:
-        found["reducer_args"] = yaml.safe_load(found["reducer_args"]) or {}
-    return found

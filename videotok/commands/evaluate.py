@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from videotok.commands.flops import add_reducer_flags
-from videotok.config import load_config, reducer_from_flags
+from videotok.config import load_config
+from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", required=True, help="the experiment config the checkpoint was trained with")
     parser.add_argument("--ckpt_path", required=True, help="videotok checkpoint (.ckpt)")
-    add_reducer_flags(parser)
+    add_reducer_arguments(parser)
     parser.add_argument("--views", help="temporal clips x spatial crops, e.g. 4x3 (default: 1x3 "
                         "TimeSformer, 4x3 ViViT, as in their papers)")
     parser.add_argument("--aggregate", default="softmax", choices=("softmax", "logits"),
@@ -37,14 +37,15 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.evaluate import evaluate, parse_views
-    from videotok.train.build import build_classifier, build_datamodule, load_checkpoint
+    from videotok.train.build import build_classifier, build_datamodule
+    from videotok.train.checkpoint import load_checkpoint
 
     views = parse_views(args.views) if args.views else None  # bad --views fails before any work
-    reducer, reducer_args = reducer_from_flags(args.reducer, args.reducer_arg)
+    reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)  # None: the checkpoint's own
     config = load_config(args.config)
     checkpoint = load_checkpoint(args.ckpt_path)
     datamodule = build_datamodule(config, batch_size=args.batch_size, num_workers=args.num_workers)
-    classifier = build_classifier(config, datamodule, reducer, reducer_args, checkpoint=checkpoint)
+    classifier = build_classifier(config, datamodule, reducer, checkpoint=checkpoint)
     hp = classifier.hparams
     result = evaluate(
         classifier, datamodule, split=args.split, views=views, aggregate=args.aggregate,

@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any
 
-from videotok.config import load_config, reducer_from_flags
+from videotok.config import load_config
 from videotok.flops import Cost, measure_cost
-from videotok.models import create_model
-from videotok.reduce import build_reducer
-
-
-def add_reducer_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reducer", help="reducer name (see `videotok reducers`)")
-    parser.add_argument("--reducer-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="reducer argument, repeatable: --reducer-arg r=13 --reducer-arg layers=3,6,9")
+from videotok.models import VideoBackbone, create_model
+from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
+from videotok.settings import resolve_model_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,42 +22,25 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--img-size", type=int)
     parser.add_argument("--tubelet-size", type=int)
     parser.add_argument("--num-classes", type=int, help="classifier width (default 400; changes params only)")
-    add_reducer_flags(parser)
+    add_reducer_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def settings_from_config(path: Optional[str]) -> dict[str, Any]:
-    """The model settings a training config implies (data shape links into the model)."""
-    if not path:
-        return {}
-    config = load_config(path)
-    model = dict(config.get("model") or {})
-    data = config.get("data") or {}
-    out = {key: model[key] for key in ("model", "tubelet_size", "reducer", "reducer_args") if key in model}
-    if "num_frames" in data:
-        out["num_frames"] = data["num_frames"]
-    if "crop_size" in data:
-        out["img_size"] = data["crop_size"]
-    out.update(model.get("model_args") or {})
-    return out
-
-
-def build_from_flags(args: argparse.Namespace):
-    settings = settings_from_config(args.config)
-    name = args.model or settings.pop("model", None)
-    settings.pop("model", None)
+def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, ReducerChoice]:
+    """The model the options describe: `--config` gives what training would build (videotok/settings.py),
+    then `--model`, the shape options and `--reducer` override it."""
+    reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
+    name, overrides = args.model, {}
+    if args.config:
+        settings = resolve_model_settings(load_config(args.config), reducer)
+        name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer
     if not name:
         raise ValueError("--model NAME (or --config) is required; `videotok models` lists the names")
     for key in ("num_frames", "img_size", "tubelet_size", "num_classes"):
         if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    reducer, reducer_args = reducer_from_flags(args.reducer, args.reducer_arg)
-    config_reducer = settings.pop("reducer", "none")
-    config_args = settings.pop("reducer_args", None) or {}
-    if reducer is None:
-        reducer, reducer_args = config_reducer, config_args
-    model = create_model(name, reducer=build_reducer(reducer, **reducer_args), **settings)
-    return model, name, reducer, reducer_args
+            overrides[key] = getattr(args, key)
+    reducer = reducer or ReducerChoice()
+    return create_model(name, reducer=reducer.build(), **overrides), name, reducer
 
 
 def format_cost(cost: Cost) -> str:
@@ -92,9 +70,8 @@ def _compress(tokens: list[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, name, reducer, reducer_args = build_from_flags(args)
+    model, name, reducer = build_from_flags(args)
     shape = f"{model.num_frames}x{model.img_size}"
-    setting = " ".join(f"{k}={v}" for k, v in reducer_args.items())
-    print(f"model: {name} ({shape}), reducer: {reducer} {setting}".rstrip())
+    print(f"model: {name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
     print(format_cost(measure_cost(model)))
     return 0

@@ -20,7 +20,6 @@ from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.compare.settings import (
     BASELINE,
@@ -31,14 +30,15 @@ from videotok.compare.settings import (
     result_signature,
 )
 from videotok.evaluate import EvaluationResult, evaluate
-from videotok.train.build import build_classifier, build_datamodule, load_checkpoint
+from videotok.evaluate.precision import short_precision
+from videotok.reduce.choice import ReducerChoice
+from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
-from videotok.train.lightning_cli import default_callbacks
+from videotok.train.checkpoint import load_checkpoint
+from videotok.train.defaults import default_callbacks, default_loggers
 
 RESULT_FILE = "result.json"
 TRAINING_FILE = "training.json"
-_PRECISIONS = {"32": "32", "32-true": "32", "bf16": "bf16", "bf16-mixed": "bf16", "bf16-true": "bf16",
-               "16": "16", "16-mixed": "16", "16-true": "16"}
 Log = Callable[[str], None]
 
 
@@ -88,10 +88,8 @@ def resolve_device(config: dict, device: Optional[str]) -> str:
 
 
 def eval_precision(config: dict) -> str:
-    precision = str((config.get("trainer") or {}).get("precision", "32"))
-    if precision not in _PRECISIONS:
-        raise ValueError(f"trainer.precision={precision!r}: compare evaluates in one of {', '.join(_PRECISIONS)}")
-    return _PRECISIONS[precision]
+    """The trainer's precision, as evaluation records it ("32", "bf16" or "16")."""
+    return short_precision(str((config.get("trainer") or {}).get("precision", "32")), "trainer.precision")
 
 
 class Comparison:
@@ -200,7 +198,7 @@ class Comparison:
             n, strategy.name, training, epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
             lambda: build_classifier(
-                self.config, self.datamodule, strategy.reducer, strategy.reducer_args,
+                self.config, self.datamodule, strategy.choice,
                 **{**self.settings.finetune, "init_checkpoint": str(baseline), "pretrained": None},
             ),
         )
@@ -246,22 +244,21 @@ class Comparison:
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index] if device.index is not None else 1,
             default_root_dir=str(root), max_epochs=epochs, callbacks=default_callbacks(),
-            logger=[CSVLogger(str(root), name="csv"), TensorBoardLogger(str(root), name="tensorboard")],
+            logger=default_loggers(root),
             enable_progress_bar=self.progress, enable_model_summary=False,
         )
         return kwargs
 
     def _evaluate(self, strategy: Optional[Strategy], checkpoint: Path, signature: dict) -> EvaluationResult:
         state = load_checkpoint(checkpoint)
-        reducer = (strategy.reducer, strategy.reducer_args) if strategy is not None else ("none", {})
-        classifier = build_classifier(self.config, self.datamodule, reducer[0], reducer[1],
-                                      checkpoint=state, pretrained=None)
+        reducer = strategy.choice if strategy is not None else ReducerChoice()
+        classifier = build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
         return evaluate(
             classifier, self.datamodule, split=self.settings.split, views=self.settings.views,
             aggregate=self.settings.aggregate, device=self.device, progress=self.progress,
             precision=self.precision,
             extra={"row": BASELINE if strategy is None else strategy.name,
-                   "reducer_args": dict(reducer[1]), "checkpoint": str(checkpoint),
+                   "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint),
                    "signature": signature, "machine": machine_description(self.device),
                    "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )

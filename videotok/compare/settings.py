@@ -19,8 +19,9 @@ import yaml
 
 from videotok.evaluate import AGGREGATES, parse_views
 from videotok.evaluate.views import check_views
-from videotok.models import create_model
-from videotok.reduce import build_reducer, reducer_class
+from videotok.reduce import reducer_class
+from videotok.reduce.choice import ReducerChoice
+from videotok.settings import resolve_model_settings
 
 BASELINE = "baseline"
 DEFAULT_CONFIG = "compare.yaml"  # in videotok/defaults/, shipped with the package
@@ -50,6 +51,10 @@ class Strategy:
     def setting(self) -> str:
         """`r=16 layers=1,3`, or `-` for the defaults."""
         return " ".join(f"{k}={_scalar(v)}" for k, v in self.reducer_args.items()) or "-"
+
+    @property
+    def choice(self) -> ReducerChoice:
+        return ReducerChoice(self.reducer, dict(self.reducer_args))
 
     @property
     def trained(self) -> str:
@@ -189,36 +194,21 @@ def _parse_strategies(rows: Any) -> tuple[Strategy, ...]:
     return tuple(out)
 
 
-def backbone_settings(config: dict) -> tuple[str, dict[str, Any]]:
-    """The backbone name and `create_model` overrides a training config implies (the data decides
-    frames and crop size, as in training)."""
-    model = config.get("model") or {}
-    data = config.get("data") or {}
-    name = model.get("model", "timesformer_base_patch16_224")
-    overrides = dict(model.get("model_args") or {})
-    if model.get("tubelet_size") is not None:
-        overrides["tubelet_size"] = model["tubelet_size"]
-    overrides["num_frames"] = data.get("num_frames", 8)
-    overrides["img_size"] = data.get("crop_size", 224)
-    return name, overrides
-
-
 def check_strategies(config: dict, strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
     """Bind every row's reducer to the backbone (errors name the row) and record whether it adds
     parameters: the instance's flag (crucial_merge sets it from `fusion`), the class's flag, or
     parameters found on the bound reducer.
 
-    The backbone is built once and each reducer is bound to the spec `create_model` gave its
-    default reducer: the same check as building the model with it, without a model per row."""
-    name, overrides = backbone_settings(config)
+    Each reducer is bound to the spec the configured backbone would bind it to (computed once,
+    without weights): the same check as building the model with it, without a model per row."""
     if (config.get("model") or {}).get("reducer", "none") not in (None, "none"):
         raise ValueError("model.reducer must be none in a compare config: the baseline is the full-token "
                          "model, and the strategies come from compare.strategies")
-    spec = create_model(name, num_classes=2, **overrides).reducer.spec
+    spec = resolve_model_settings(config).spec()
     checked = []
     for i, strategy in enumerate(strategies):
         try:
-            reducer = build_reducer(strategy.reducer, **strategy.reducer_args)
+            reducer = strategy.choice.build()
             reducer.bind(spec)
         except (ValueError, TypeError) as error:
             raise ValueError(f"compare.strategies[{i}] ({strategy.name}): {error}") from None

@@ -37,7 +37,7 @@ from videotok.data.failures import FailureTracker
 from videotok.data.labels import read_classes, read_labeled_paths
 from videotok.data.loader import VideoDataLoader
 from videotok.data.pytorchvideo_compat import LabeledVideoPaths
-from videotok.data.transforms import eval_clip_transform, eval_view_transform, train_transform
+from videotok.data.transforms import check_views, eval_clip_transform, eval_view_transform, train_transform
 from videotok.data.video_reader import check_decoder
 
 # Lightning warns about every iterable dataset with a length; ours shards per worker, so the
@@ -252,8 +252,10 @@ def _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_si
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         problems.append("mean and std need 3 values, std > 0")
     for name, views in (("val_views", val_views), ("test_views", test_views)):
-        if len(views) != 2 or views[0] < 1 or views[1] not in (1, 3):
-            problems.append(f"{name} must be (clips >= 1, crops 1 or 3), got {tuple(views)}")
+        try:
+            check_views(views, name)
+        except ValueError as error:
+            problems.append(str(error))
     if not 0.0 <= max_failure_rate <= 1.0:
         problems.append(f"max_failure_rate must be in [0, 1], got {max_failure_rate}")
     if batch_size < 1 or num_workers < 0:

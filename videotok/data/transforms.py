@@ -23,6 +23,17 @@ from videotok.data.pytorchvideo_compat import (
 )
 
 SampleTransform = Callable[[dict], dict]
+CROPS = (1, 3)  # spatial crops per clip: the centre, or both ends and the centre of the long side
+
+
+def check_views(views: Sequence[int], option: str = "views") -> tuple[int, int]:
+    """(clips >= 1, crops 1 or 3): the views of a video evaluation can cut. Errors name `option`."""
+    if len(views) != 2:
+        raise ValueError(f"{option} must be (clips, crops), got {tuple(views)!r}")
+    clips, crops = int(views[0]), int(views[1])
+    if clips < 1 or crops not in CROPS:
+        raise ValueError(f"{option}: clips must be >= 1 and crops 1 or 3, got {clips}x{crops}")
+    return clips, crops
 
 
 def train_transform(
@@ -57,9 +68,7 @@ class _SpatialIndex:
     are the two ends and the centre (0, 1, 2) along the long side."""
 
     def __init__(self, num_crops: int) -> None:
-        if num_crops not in (1, 3):
-            raise ValueError(f"spatial crops per clip must be 1 or 3, got {num_crops}")
-        self.num_crops = num_crops
+        self.num_crops = check_views((1, num_crops), "spatial crops per clip")[1]
 
     def __call__(self, sample: dict) -> dict:
         sample["spatial_index"] = 1 if self.num_crops == 1 else int(sample["crop_index"])

@@ -1,19 +1,15 @@
 """Multi-view accuracy: clip level (each view scored alone) and video level (views averaged).
 
 Evaluation cuts every video into ``clips x crops`` views. Each view's logits are recorded once
-under its key ``(video_index, view_index)``; a key seen again (DDP padding, a retried batch) is
-dropped and counted, so every view weighs the same. Video-level scores average the views of a
-video, either their softmax probabilities (the usual multi-view protocol) or their raw logits;
-the two can disagree when one view is far more confident than the others.
-
-Plain torch, no Lightning: under DDP, ``gather(all_gather)`` collects the records of every rank
-(each rank may hold a different number) and the duplicates are dropped at ``compute``.
+under its key ``(video_index, view_index)``; a key seen again (a retried batch, a repeated
+sample) is dropped and counted, so every view weighs the same. Video-level scores average the
+views of a video, either their softmax probabilities (the usual multi-view protocol) or their raw
+logits; the two can disagree when one view is far more confident than the others. Plain torch.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,11 +18,6 @@ from torch import Tensor
 
 AGGREGATES = ("softmax", "logits")
 """How the views of a video are combined: mean of softmax probabilities, or mean of logits."""
-
-AllGather = Callable[[Tensor], Tensor]
-"""[N, ...] -> [world, N, ...] (same N on every rank), or [N, ...] unchanged in a single
-process: the contract of Lightning's ``LightningModule.all_gather`` / ``Fabric.all_gather``."""
-
 
 def check_aggregate(aggregate: str) -> str:
     if aggregate not in AGGREGATES:
@@ -50,11 +41,6 @@ class ViewMetrics:
     per_class_top1: list[Optional[float]]  # video-level, per label; None for a class with no video
     per_class_videos: list[int]
     views_per_video: dict[int, int] = field(default_factory=dict)  # video_index -> views scored
-    video_predictions: dict[int, int] = field(default_factory=dict)  # video_index -> top-1 class
-
-    def incomplete_videos(self, expected: int) -> dict[int, int]:
-        """Videos that did not get exactly ``expected`` views: video_index -> views scored."""
-        return {v: n for v, n in self.views_per_video.items() if n != expected}
 
 
 class ViewAccumulator:
@@ -95,32 +81,6 @@ class ViewAccumulator:
                     "video_index": empty.clone(), "view_index": empty.clone()}
         return {k: torch.cat([c[k] for c in self._chunks]) for k in self._chunks[0]}
 
-    @classmethod
-    def from_records(cls, records: dict[str, Tensor]) -> "ViewAccumulator":
-        acc = cls(records["logits"].shape[1])
-        acc.update(records["logits"], records["label"], records["video_index"], records["view_index"])
-        return acc
-
-    def gather(self, all_gather: AllGather, device: Optional[torch.device | str] = None) -> "ViewAccumulator":
-        """The records of every rank in one accumulator (call on every rank, like any collective).
-
-        Ranks may hold different numbers of records: each pads to the largest count before the
-        gather and the padding is cut off after. ``device``: where the tensors must be for the
-        collective (the rank's GPU with NCCL); the result is on the CPU.
-        """
-        local = self.records()
-        count = torch.tensor([len(local["label"])], device=device)
-        counts = _stack_ranks(all_gather(count), local_ndim=1).flatten().tolist()  # [world]
-        longest = max(counts)
-        merged: dict[str, Tensor] = {}
-        for name, tensor in local.items():
-            padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=device)
-            padded[: len(tensor)] = tensor.to(device)
-            gathered = _stack_ranks(all_gather(padded), local_ndim=tensor.ndim).cpu()  # [world, longest, ...]
-            merged[name] = torch.cat([gathered[r, :n] for r, n in enumerate(counts)])
-        merged["logits"] = merged["logits"].float()
-        return ViewAccumulator.from_records(merged)
-
     def deduplicated(self) -> tuple[dict[str, Tensor], int]:
         """The records with each (video_index, view_index) once (its first record), and how
         many were dropped."""
@@ -160,7 +120,7 @@ class ViewAccumulator:
             raise ValueError(f"video_index {bad} has views with different labels")
 
         _, clip_hit1, clip_hitk = _hits(logits, label, k)
-        video_top, video_hit1, video_hitk = _hits(video_scores, video_label, k)
+        _, video_hit1, video_hitk = _hits(video_scores, video_label, k)
         per_class_videos = torch.bincount(video_label, minlength=self.num_classes)
         per_class_hits = torch.bincount(video_label, weights=video_hit1.double(), minlength=self.num_classes)
         per_class = [
@@ -180,7 +140,6 @@ class ViewAccumulator:
             per_class_top1=per_class,
             per_class_videos=per_class_videos.tolist(),
             views_per_video=dict(zip(videos.tolist(), views.tolist())),
-            video_predictions=dict(zip(videos.tolist(), video_top[:, 0].tolist())),
         )
 
 
@@ -192,8 +151,3 @@ def _hits(scores: Tensor, label: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor
 
 def _percent(hits: Tensor) -> float:
     return 100.0 * float(hits.double().mean()) if len(hits) else math.nan
-
-
-def _stack_ranks(gathered: Tensor, local_ndim: int) -> Tensor:
-    """[world, ...] from an all_gather result, which keeps the local shape in one process."""
-    return gathered.unsqueeze(0) if gathered.ndim == local_ndim else gathered

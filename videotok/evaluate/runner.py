@@ -19,17 +19,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from videotok.evaluate.aggregate import ViewAccumulator, check_aggregate
+from videotok.evaluate.precision import autocast_dtype
 from videotok.evaluate.result import ClassAccuracy, EvaluationResult
 from videotok.evaluate.video_list import VideoList
 from videotok.evaluate.views import check_views, default_views
 from videotok.flops import measure_cost
 
 EVAL_SPLITS = {"val": "validate", "test": "test"}  # split -> data module stage
-_PRECISIONS = {
-    "32": None, "32-true": None, "fp32": None,
-    "bf16": torch.bfloat16, "bf16-mixed": torch.bfloat16,
-    "16": torch.float16, "16-mixed": torch.float16, "fp16": torch.float16,
-}
 
 
 def evaluate(
@@ -55,7 +51,7 @@ def evaluate(
     if split not in EVAL_SPLITS:
         raise ValueError(f"split={split!r}: evaluation runs on one of {', '.join(EVAL_SPLITS)}")
     check_aggregate(aggregate)
-    autocast_dtype = _autocast_dtype(precision)
+    dtype = autocast_dtype(precision)
     backbone = find_backbone(model)
     views = check_views(tuple(views)) if views is not None else default_views(backbone.model_name)
     device = torch.device(device)
@@ -73,8 +69,7 @@ def evaluate(
     accumulator = ViewAccumulator(datamodule.num_classes)
     skipped: list[tuple[str, str]] = []
     timings: list[tuple[int, float]] = []  # (views, seconds) of each forward
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     try:
         with torch.inference_mode():
             batches = tqdm(loader, total=len(loader), desc=f"evaluate {split}", unit="batch",
@@ -168,12 +163,6 @@ def _check_compatible(backbone: nn.Module, datamodule: Any) -> None:
         problems.append(f"the model takes {backbone.img_size}px, the data crops {datamodule.crop_size}px")
     if problems:
         raise ValueError("model and data do not match: " + "; ".join(problems))
-
-
-def _autocast_dtype(precision: str) -> Optional[torch.dtype]:
-    if str(precision) not in _PRECISIONS:
-        raise ValueError(f"precision={precision!r}: choose one of {', '.join(_PRECISIONS)}")
-    return _PRECISIONS[str(precision)]
 
 
 def _timed_forward(model: nn.Module, video: torch.Tensor, autocast, device: torch.device):

@@ -1,12 +1,16 @@
-"""How many views a video is scored with: temporal clips x spatial crops ("TxS")."""
+"""How many views a video is scored with: temporal clips x spatial crops ("TxS"). Which views
+exist is the data's rule (`check_views`, videotok/data/transforms.py, re-exported here)."""
 
 from __future__ import annotations
 
 import re
 
+from videotok.data.transforms import check_views
+
 # The papers' test protocols: TimeSformer 1 clip x 3 crops, ViViT 4 clips x 3 crops.
 _DEFAULT_VIEWS = (("timesformer", (1, 3)), ("vivit", (4, 3)))  # "vivit" also covers vivit_fe
 _VIEWS_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+__all__ = ["check_views", "default_views", "parse_views"]
 
 
 def default_views(model_name: str) -> tuple[int, int]:
@@ -16,16 +20,6 @@ def default_views(model_name: str) -> tuple[int, int]:
             return views
     families = ", ".join(prefix for prefix, _ in _DEFAULT_VIEWS)
     raise ValueError(f"no default views for model {model_name!r} (known families: {families}); pass views=TxS")
-
-
-def check_views(views: tuple[int, int], option: str = "views") -> tuple[int, int]:
-    """(clips >= 1, crops 1 or 3) as the data module's evaluation transform supports."""
-    if len(views) != 2:
-        raise ValueError(f"{option} must be (clips, crops), got {views!r}")
-    clips, crops = int(views[0]), int(views[1])
-    if clips < 1 or crops not in (1, 3):
-        raise ValueError(f"{option}: clips must be >= 1 and crops 1 or 3, got {clips}x{crops}")
-    return clips, crops
 
 
 def parse_views(text: str, option: str = "--views") -> tuple[int, int]:

@@ -7,13 +7,30 @@ materialising the attention matrix unless `received_attn` is asked for.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videotok.reduce.base import AttnInfo, AttnRequest
+
+@dataclass(frozen=True)
+class AttnRequest:
+    """What a reducer needs from a block's attention; nothing is computed that nobody asked for."""
+
+    keys: bool = False  # head-averaged keys, the similarity metric
+    cls_attn: bool = False  # CLS-to-token attention row, the importance score
+    received_attn: bool = False  # mean attention each token receives (importance without CLS)
+
+
+@dataclass
+class AttnInfo:
+    """What an attention reports back for an AttnRequest (None where it was not asked for)."""
+
+    keys: Optional[Tensor] = None  # [B, N, head_dim]
+    cls_attn: Optional[Tensor] = None  # [B, N], head-averaged
+    received_attn: Optional[Tensor] = None  # [B, N], mean over heads and queries
 
 
 def size_bias(size: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:

@@ -4,18 +4,23 @@ temporal_norm1 / temporal_attn / temporal_fc), so image checkpoints load by name
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import torch
 from timm.layers import DropPath, LayerScale, Mlp
 from torch import Tensor, nn
 
-from videotok.layers.attention import Attention
-from videotok.reduce.base import AttnInfo, AttnRequest
+from videotok.layers.attention import Attention, AttnInfo, AttnRequest
 from videotok.reduce.state import TokenState
 
-if TYPE_CHECKING:  # pragma: no cover
-    from videotok.reduce.base import Reducer
+
+class ReductionHook(Protocol):
+    """What a block calls around its attention (a videotok Reducer is one): `request` before it,
+    `reduce` between attention and MLP when something was requested."""
+
+    def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]: ...
+
+    def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState: ...
 
 
 class Block(nn.Module):
@@ -62,12 +67,19 @@ class Block(nn.Module):
     def feed_forward(self, state: TokenState) -> TokenState:
         return state.replace(x=state.x + self.drop_path2(self.ls2(self.mlp(self.norm2(state.x)))))
 
-    def forward(self, state: TokenState, reducer: Optional["Reducer"] = None, layer: int = 0) -> TokenState:
+    def forward(self, state: TokenState, reducer: Optional[ReductionHook] = None, layer: int = 0) -> TokenState:
         request = reducer.request(layer, state) if reducer is not None else None
         state, info = self.attend(state, request)
         if request is not None:
             state = reducer.reduce(state, info, layer)
         return self.feed_forward(state)
+
+    def cross_layer(self, queries: Tensor, context: Tensor) -> Tensor:
+        """This block as one pre-norm layer whose `queries` [B, Nq, C] attend to `context` [B, Nk, C]
+        (plain attention, its own weights): semantic tokens are recovered this way."""
+        delta = self.attn.cross(self.norm1(queries), self.norm1(context))
+        x = queries + self.drop_path1(self.ls1(delta))
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
 
     def _divided(self, state: TokenState, request: Optional[AttnRequest]) -> tuple[TokenState, Optional[AttnInfo]]:
         """TimeSformer: temporal attention per location over T, then spatial attention per frame with

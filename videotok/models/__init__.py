@@ -1,6 +1,10 @@
-"""Video backbones (TimeSformer, ViViT model 1 and 2) that carry a TokenState between blocks."""
+"""Video backbones (TimeSformer, ViViT model 1 and 2) on one base class (its docstring is the
+backbone contract), and the registry of named configurations (every name in models/named.py)."""
+from videotok.models import named  # noqa: F401  (registers every named configuration)
+from videotok.models.base import VideoBackbone
 from videotok.models.factorised import FactorisedViViT
-from videotok.models.registry import create_model, list_models
+from videotok.models.registry import create_model, list_models, model_spec, register_model
 from videotok.models.video_vit import VideoViT
 
-__all__ = ["FactorisedViViT", "VideoViT", "create_model", "list_models"]
+__all__ = ["FactorisedViViT", "VideoBackbone", "VideoViT", "create_model", "list_models", "model_spec",
+           "register_model"]

@@ -1,51 +1,40 @@
-"""Named backbone configurations, timm-style: `create_model("timesformer_base_patch16_224", ...)`."""
+"""Backbones by name, timm-style: `create_model("timesformer_base_patch16_224", ...)`.
+
+Each named configuration is a function written out in videotok/models/named.py and registered
+there by `@register_model`; importing `videotok.models` imports that file, so every name is known.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from torch import nn
+import torch
 
-from videotok.models.factorised import FactorisedViViT
-from videotok.models.video_vit import VideoViT
-from videotok.reduce.base import Reducer
+from videotok.models.base import VideoBackbone
+from videotok.reduce.base import BackboneSpec, Reducer
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_MODELS: dict[str, Callable[..., VideoBackbone]] = {}
+F = TypeVar("F", bound=Callable[..., VideoBackbone])
 
 # Widths of the image ViTs the backbones inflate from (timm's names for the 2D checkpoints).
-_SIZES = {
-    "tiny": dict(embed_dim=96, depth=6, num_heads=3, img_size=96, patch_size=16),  # for tests and CPU runs
-    "small": dict(embed_dim=384, depth=12, num_heads=6, img_size=224, patch_size=16),  # ViT-S / DeiT-S
-    "base": dict(embed_dim=768, depth=12, num_heads=12, img_size=224, patch_size=16),  # ViT-B / DeiT-B
-}
-_FAMILIES = {
-    "timesformer": (VideoViT, dict(attention="divided", tubelet_size=1, num_frames=8)),
-    "vivit": (VideoViT, dict(attention="joint", tubelet_size=2, num_frames=8)),
-    "vivit_fe": (FactorisedViViT, dict(tubelet_size=2, num_frames=8)),
-}
+VIT_TINY = dict(embed_dim=96, depth=6, num_heads=3, img_size=96, patch_size=16)  # for tests and CPU runs
+VIT_SMALL = dict(embed_dim=384, depth=12, num_heads=6, img_size=224, patch_size=16)  # ViT-S / DeiT-S
+VIT_BASE = dict(embed_dim=768, depth=12, num_heads=12, img_size=224, patch_size=16)  # ViT-B / DeiT-B
 
 
-def _name(family: str, size: str) -> str:
-    return f"{family}_{size}" if size == "tiny" else f"{family}_{size}_patch16_224"
+def register_model(fn: F) -> F:
+    """Function decorator: `fn(**overrides)` builds the backbone named `fn.__name__`."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _MODELS[fn.__name__] = fn
+    return fn
 
 
-def _register(family: str, size: str) -> None:
-    cls, family_defaults = _FAMILIES[family]
-    name = _name(family, size)
-    defaults = {**_SIZES[size], **family_defaults}
-    if family == "vivit_fe":
-        defaults["temporal_depth"] = 2 if size == "tiny" else 4
-
-    def factory(**overrides: Any) -> nn.Module:
-        return cls(**{**defaults, **overrides, "model_name": name})
-
-    factory.__name__ = name
-    factory.__doc__ = f"{cls.__name__} with {defaults}"
-    _MODELS[name] = factory
-
-
-for _family in _FAMILIES:
-    for _size in _SIZES:
-        _register(_family, _size)
+def named(name: str, *defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of model `name`: its defaults, later ones winning, then `overrides`."""
+    merged: dict[str, Any] = {}
+    for part in defaults:
+        merged.update(part)
+    return {**merged, **overrides, "model_name": name}
 
 
 def list_models() -> list[str]:
@@ -57,7 +46,7 @@ def create_model(
     reducer: Optional[Reducer] = None,
     pretrained: Optional[str] = None,
     **overrides: Any,
-) -> nn.Module:
+) -> VideoBackbone:
     """Build backbone `name` with `overrides` (num_classes, num_frames, img_size, tubelet_size, ...).
 
     `pretrained`: a local timm ViT/DeiT state dict (.pth/.pt/.bin or .safetensors), inflated to video,
@@ -71,3 +60,10 @@ def create_model(
 
         load_image_weights(model, pretrained)
     return model
+
+
+def model_spec(name: str, **overrides: Any) -> BackboneSpec:
+    """The BackboneSpec `create_model(name, **overrides)` binds its reducer to, without making any
+    weights: the model is built on the meta device, so the spec comes from the one constructor."""
+    with torch.device("meta"):
+        return create_model(name, **overrides).spec

@@ -1,31 +1,20 @@
-"""The Reducer interface: what a strategy asks of a block, and how it hooks into one."""
+"""The Reducer interface: what a strategy asks of a block, and how it hooks into one.
+
+What a block reports (AttnRequest, AttnInfo) belongs to the attention (videotok.layers.attention);
+reducers depend on the layers, never the other way round: a block only calls the `request` /
+`reduce` hook it is handed (videotok.layers.block.ReductionHook), which a Reducer is.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from torch import Tensor, nn
+from torch import nn
 
+from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.state import Grid, TokenState
 
-if TYPE_CHECKING:  # pragma: no cover
-    from videotok.layers.block import Block
-
-
-@dataclass(frozen=True)
-class AttnRequest:
-    """What a reducer needs from a block's attention; nothing is computed that nobody asked for."""
-
-    keys: bool = False  # head-averaged keys, the similarity metric
-    cls_attn: bool = False  # CLS-to-token attention row, the importance score
-    received_attn: bool = False  # mean attention each token receives (importance without CLS)
-
-
-@dataclass
-class AttnInfo:
-    keys: Optional[Tensor] = None  # [B, N, head_dim]
-    cls_attn: Optional[Tensor] = None  # [B, N], head-averaged
-    received_attn: Optional[Tensor] = None  # [B, N], mean over heads and queries
+__all__ = ["AttnInfo", "AttnRequest", "BackboneSpec", "Reducer"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,8 @@ class Reducer(nn.Module):
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
         return state
 
-    def forward_block(self, block: "Block", state: TokenState, layer: int) -> TokenState:
+    def forward_block(self, block: nn.Module, state: TokenState, layer: int) -> TokenState:
+        """Run `block` (a videotok.layers.block.Block) on `state` with this reducer as its hook."""
         return block(state, self, layer)
 
     def extra_repr(self) -> str:

@@ -31,7 +31,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import MergePlan, apply_plan, merge_into_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, parse_layers

@@ -33,21 +33,20 @@ coarse_scales syntax: comma-separated pooling windows, each "K" (K x K within ea
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.layers.block import Block
+from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.evit import default_layers
 from videotok.reduce.match import MergePlan, apply_plan, merge_into_plan, pool_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, kept_after, parse_layers
 from videotok.reduce.state import Grid, TokenState
-
-if TYPE_CHECKING:  # pragma: no cover
-    from videotok.layers.block import Block
 
 Scale = tuple[int, int]  # (temporal, spatial kernel)
 
@@ -176,7 +175,7 @@ class CrucialMerge(Reducer):
                 )
             self.fuser = CoarseFusion(spec.dim, self.coarse_scales)
 
-    def forward_block(self, block: "Block", state: TokenState, layer: int) -> TokenState:
+    def forward_block(self, block: Block, state: TokenState, layer: int) -> TokenState:
         if self.fuser is not None and layer == self.schedule[0]:
             state = self.fuser(state)
         return block(state, self, layer)

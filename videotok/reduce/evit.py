@@ -18,7 +18,8 @@ from typing import Optional
 
 import torch
 
-from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import apply_plan, keep_fuse_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, check_not_below_one, kept_after, parse_layers

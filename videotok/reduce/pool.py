@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import MergePlan, apply_plan, pool_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, parse_layers

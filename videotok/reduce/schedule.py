@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 LayersArg = Union[str, Sequence[int], None]
 
@@ -78,7 +78,3 @@ def check_r_schedule(name: str, r: int, amounts: list[int], patches: int, where:
             f"r={r} at {len(amounts)} blocks merges {asked} of the {patches} patch tokens {where}; "
             f"allowed: r in 0..{allowed} for this backbone and layers",
         )
-
-
-def optional_int(value: Optional[Union[int, str]]) -> Optional[int]:
-    return None if value is None or value == "" else int(value)

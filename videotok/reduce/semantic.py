@@ -11,8 +11,8 @@ for all patch tokens from block `layer` on. With L = `layer`:
   blocks L+2 ..     joint attention on [CLS; S2] only (the grid is gone).
 
 The two generating layers reuse blocks L and L+1's own pretrained weights (norm1, attention, LayerScale,
-norm2, MLP) through `Attention.cross`, which projects q for the 1 + S queries only and k, v for the
-context only, so a generating layer costs about (N + S) token projections, not N. X is the state
+norm2, MLP) through `Block.cross_layer`, whose `Attention.cross` projects q for the 1 + S queries only
+and k, v for the context only, so a generating layer costs about (N + S) token projections, not N. X is the state
 entering block L for both layers (STViT does not update the image tokens in its generating layers);
 it travels from block L to L+1 in `TokenState.context`. G are learnable global centres, one per
 semantic token (initialised small, trunc-normal std 0.02). The CLS token is the protected prefix:
@@ -41,19 +41,17 @@ Choices where the paper is silent or does not fit a video backbone (ours):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
+from videotok.layers.block import Block
 from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import MergePlan, apply_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.state import Grid, TokenState
-
-if TYPE_CHECKING:  # pragma: no cover
-    from videotok.layers.block import Block
 
 POOLS = ("max", "avg")
 DEFAULT_TOKENS: Grid = (2, 4, 4)
@@ -154,7 +152,7 @@ class SemanticTokens(Reducer):
 
     # --- the three regimes -------------------------------------------------------------------------
 
-    def forward_block(self, block: "Block", state: TokenState, layer: int) -> TokenState:
+    def forward_block(self, block: Block, state: TokenState, layer: int) -> TokenState:
         if layer < self.layer:
             return block(state, self, layer)
         if layer == self.layer:
@@ -166,14 +164,14 @@ class SemanticTokens(Reducer):
         # plain attention over the semantic tokens: sizes are bookkeeping here, not merge weights
         return block(state.replace(merged=False), self, layer).replace(merged=True)
 
-    def _first_generating(self, block: "Block", state: TokenState) -> TokenState:
+    def _first_generating(self, block: Block, state: TokenState) -> TokenState:
         if state.grid is None:
             raise ValueError(f"semantic at block {self.layer}: the tokens no longer form a regular grid to pool")
         cells = self.initial_tokens(state)  # [CLS; P] with the cells' sizes and positions
-        s1 = self._generating_layer(block, cells.x, state.x)
+        s1 = block.cross_layer(cells.x, state.x)
         return cells.replace(x=s1, context=state.x)
 
-    def _second_generating(self, block: "Block", state: TokenState) -> TokenState:
+    def _second_generating(self, block: Block, state: TokenState) -> TokenState:
         if state.context is None:
             raise ValueError(
                 f"semantic at block {self.layer + 1}: the image tokens of block {self.layer} did not arrive "
@@ -185,15 +183,7 @@ class SemanticTokens(Reducer):
             centres = self.centres.to(queries.dtype).expand(queries.shape[0], -1, -1)
             queries = torch.cat([queries[:, :p], queries[:, p:] + centres], dim=1)  # [B, P + S, C]
         context = torch.cat([state.x, state.context], dim=1)  # [S1; X]: [B, P + S + N, C]
-        return state.replace(x=self._generating_layer(block, queries, context), context=None)
-
-    @staticmethod
-    def _generating_layer(block: "Block", queries: Tensor, context: Tensor) -> Tensor:
-        """One pre-norm transformer layer whose queries are `queries` and keys/values `context`,
-        with `block`'s own weights (plain attention)."""
-        delta = block.attn.cross(block.norm1(queries), block.norm1(context))
-        x = queries + block.drop_path1(block.ls1(delta))
-        return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return state.replace(x=block.cross_layer(queries, context), context=None)
 
     # --- initialisation ---------------------------------------------------------------------------
 

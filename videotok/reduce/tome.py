@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from videotok.reduce.base import AttnInfo, AttnRequest, BackboneSpec, Reducer
+from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import apply_plan, bipartite_soft_matching, per_frame_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, check_r_schedule, parse_layers, r_per_layer

@@ -1,24 +1,14 @@
 """Build the data module and classifier a config describes, outside LightningCLI (for `evaluate`
-and `compare`), with the same links: the data decides frames, crop size and classes."""
+and `compare`), with the same links: the data decides frames, crop size and classes
+(videotok/settings.py)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
-from videotok.config import load_config
 from videotok.data import KineticsDataModule
+from videotok.reduce.choice import ReducerChoice
+from videotok.settings import resolve_model_settings
 from videotok.train.module import VideoClassifier
-
-LINKED = ("num_frames", "img_size", "num_classes")
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def build_datamodule(config: dict, **overrides: Any) -> KineticsDataModule:
@@ -28,36 +18,30 @@ def build_datamodule(config: dict, **overrides: Any) -> KineticsDataModule:
     return KineticsDataModule(**data)
 
 
+def trained_reducer(checkpoint: dict) -> Optional[ReducerChoice]:
+    """The reducer a checkpoint was trained with (None when its hyperparameters do not say)."""
+    trained = checkpoint.get("hyper_parameters", {})
+    return ReducerChoice(trained["reducer"], dict(trained.get("reducer_args") or {})) if "reducer" in trained else None
+
+
 def build_classifier(
     config: dict,
     datamodule: KineticsDataModule,
-    reducer: Optional[str] = None,
-    reducer_args: Optional[dict] = None,
+    reducer: Optional[ReducerChoice] = None,
     checkpoint: Optional[dict] = None,
     **overrides: Any,
 ) -> VideoClassifier:
     """The config's classifier; `reducer` replaces its reducer (and arguments). With a
-    `checkpoint` and no `reducer`, the reducer it was trained with is used, then its weights."""
-    model = dict(config.get("model") or {})
-    for key in LINKED:
-        model.pop(key, None)
+    `checkpoint` and no `reducer`, the reducer it was trained with is used, then its weights.
+    `overrides`: other VideoClassifier options (fine-tuning's optimisation, `init_checkpoint`)."""
     if reducer is None and checkpoint is not None:
-        trained = checkpoint.get("hyper_parameters", {})
-        if "reducer" in trained:
-            reducer, reducer_args = trained["reducer"], trained.get("reducer_args")
-    if reducer is not None:
-        model["reducer"], model["reducer_args"] = reducer, dict(reducer_args or {})
-    model.update(overrides)
-    model.pop("init_checkpoint", None) if checkpoint is not None else None
-    classifier = VideoClassifier(
-        **model, num_frames=datamodule.num_frames, img_size=datamodule.crop_size,
-        num_classes=datamodule.num_classes,
-    )
+        reducer = trained_reducer(checkpoint)
+    settings = resolve_model_settings(config, reducer, num_classes=datamodule.num_classes)
+    options = {**(config.get("model") or {}), **settings.classifier_args(), **overrides}
+    if checkpoint is not None:
+        options.pop("init_checkpoint", None)
+    classifier = VideoClassifier(**options)
     if checkpoint is not None:
         classifier.on_load_checkpoint(checkpoint)
         classifier.load_state_dict(checkpoint["state_dict"])
     return classifier
-
-
-def build_from_config(path: str | Path) -> dict:
-    return load_config(path)

@@ -8,34 +8,17 @@ from datetime import timedelta
 from typing import Any, Optional
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from videotok.data import KineticsDataModule
-from videotok.train.callbacks import RunCheckpoint, StopTogetherOnSigterm
+from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
+from videotok.settings import DATA_LINKS
+from videotok.train.callbacks import RunCheckpoint
+from videotok.train.defaults import default_callbacks, default_loggers
 from videotok.train.module import VideoClassifier
 
 DEFAULT_ROOT_DIR = "runs/default"
 PROCESS_GROUP_TIMEOUT_S = 600
-
-
-def default_callbacks() -> list:
-    """Always present: the best checkpoint (val/clip_top1), `last.ckpt` rewritten at every epoch
-    end and when SIGTERM stops the run (what `--ckpt_path last` resumes), the learning rate
-    logged, and, under DDP, a SIGTERM that stops every process at the same step.
-
-    `last.ckpt` has its own callback: Lightning refreshes a monitored callback's `save_last` only
-    when that callback also saved a top-k file, so after an epoch that did not improve the
-    metric, `last.ckpt` would still hold an older epoch and a resumed run would repeat epochs.
-    """
-    return [
-        RunCheckpoint(monitor="val/clip_top1", mode="max", save_top_k=1, save_last=False),
-        RunCheckpoint(filename="last", save_top_k=1, save_last=False, enable_version_counter=False,
-                      save_on_sigterm=True),
-        LearningRateMonitor(logging_interval="step"),
-        StopTogetherOnSigterm(),
-    ]
 
 
 def _num_classes(datamodule: KineticsDataModule) -> int:
@@ -43,14 +26,14 @@ def _num_classes(datamodule: KineticsDataModule) -> int:
 
 
 class VideoTokCLI(LightningCLI):
-    """`reducer_override`: the model's `reducer` / `reducer_args` as given on the command line.
-    With `--ckpt_path FILE`, Lightning replaces the model options by the checkpoint's
-    hyperparameters (the architecture it was trained with), reducer included; a reducer named on
-    the command line must still win, or a full-token checkpoint could not be validated
+    """`--reducer NAME|PRESET --reducer-arg k=v ...` are arguments of every subcommand; the reducer
+    they name becomes the model's `reducer` / `reducer_args` just before the classes are built.
+    With `--ckpt_path FILE`, Lightning has replaced the model options by the checkpoint's
+    hyperparameters (the architecture it was trained with), reducer included by then; a reducer
+    named with `--reducer` still wins, or a full-token checkpoint could not be validated
     training-free with a reducer (it would silently run without one)."""
 
-    def __init__(self, *args: Any, reducer_override: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
-        self.reducer_override = dict(reducer_override or {})
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("trainer_defaults", {"default_root_dir": DEFAULT_ROOT_DIR, "callbacks": default_callbacks()})
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -58,8 +41,8 @@ class VideoTokCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # The data decides the clip shape and the classes; the model must match them.
-        parser.link_arguments("data.num_frames", "model.num_frames")
-        parser.link_arguments("data.crop_size", "model.img_size")
+        for source, target in DATA_LINKS.items():
+            parser.link_arguments(f"data.{source}", f"model.{target}")
         parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
         parser.add_argument(
             "--torch_threads", type=Optional[int], default=None,
@@ -71,13 +54,14 @@ class VideoTokCLI(LightningCLI):
             help="seconds a process waits for the others in one collective before the run fails "
             "(DDP, FSDP): a stuck or dead process then stops the run instead of hanging it",
         )
+        add_reducer_arguments(parser)
 
     def before_instantiate_classes(self) -> None:
         # Runs after Lightning applied the checkpoint's hyperparameters (LightningCLI._parse_ckpt_path).
-        if self.reducer_override:
+        choice = ReducerChoice.from_flags(self._get(self.config, "reducer"), self._get(self.config, "reducer_arg"))
+        if choice is not None:
             model = self._get(self.config, "model")
-            for key, value in self.reducer_override.items():
-                model[key] = value
+            model["reducer"], model["reducer_args"] = choice.name, dict(choice.args)
         threads = self._get(self.config, "torch_threads")
         if threads is not None:
             if threads < 1:
@@ -89,7 +73,7 @@ class VideoTokCLI(LightningCLI):
         if config.get("logger") in (None, True) and "logger" not in kwargs:
             # CSV and TensorBoard under default_root_dir unless the config chose loggers.
             root = config.get("default_root_dir") or DEFAULT_ROOT_DIR
-            kwargs["logger"] = [CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tensorboard")]
+            kwargs["logger"] = default_loggers(root)
         trainer = super().instantiate_trainer(**kwargs)
         self._set_process_group_timeout(trainer, config.get("strategy"))
         for callback in trainer.checkpoint_callbacks:

@@ -19,7 +19,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from videotok.data.failures import FailureTracker, count_loaded_videos
 from videotok.models import create_model
-from videotok.reduce import build_reducer
+from videotok.reduce import Reducer, build_reducer
+from videotok.train.checkpoint import upgrade_checkpoint, upgrade_on_load
 from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosine
 
 STAGES = ("train", "val", "test")
@@ -45,6 +46,10 @@ class VideoClassifier(L.LightningModule):
     `init_checkpoint`: a videotok checkpoint whose weights start this run (fine-tuning a reducer
     that adds parameters from a full-token checkpoint); only the reducer's own parameters may be
     missing from it. Optimiser state is not taken from it (that is what `--ckpt_path` resumes).
+
+    The reducer is held once, by the backbone (`model.reducer`, its parameters `model.reducer.*`);
+    checkpoints of release 0.1.0, which also stored them as `reducer.*`, load unchanged
+    (videotok/train/checkpoint.py).
     """
 
     def __init__(
@@ -72,9 +77,8 @@ class VideoClassifier(L.LightningModule):
         overrides = dict(model_args or {})
         if tubelet_size is not None:
             overrides["tubelet_size"] = tubelet_size
-        self.reducer = build_reducer(reducer, **(reducer_args or {}))
         self.model = create_model(
-            model, reducer=self.reducer, pretrained=pretrained,
+            model, reducer=build_reducer(reducer, **(reducer_args or {})), pretrained=pretrained,
             num_classes=num_classes, num_frames=num_frames, img_size=img_size, **overrides,
         )
         build_optimizer([{"params": [torch.zeros(1)]}], optimizer, lr)  # fail now on a bad name
@@ -91,6 +95,12 @@ class VideoClassifier(L.LightningModule):
             }))
         self._local_trackers: dict[str, FailureTracker] = {}
         self._train_totals = (0, 0)  # DDP: (failed, attempted) over every process, last train step
+        self.register_load_state_dict_pre_hook(upgrade_on_load)
+
+    @property
+    def reducer(self) -> Reducer:
+        """The one reducer, held by the backbone."""
+        return self.model.reducer
 
     # -- weights ---------------------------------------------------------------------------
     def _load_initial_weights(self, path: str) -> None:
@@ -106,7 +116,9 @@ class VideoClassifier(L.LightningModule):
             )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Name the cause when a checkpoint and the configured reducer disagree on parameters."""
+        """Bring a 0.1.0 checkpoint to today's layout (in place, before Lightning loads it), and name
+        the cause when a checkpoint and the configured reducer disagree on parameters."""
+        upgrade_checkpoint(checkpoint, self, parameter_groups(self, self.hparams.weight_decay))
         ours = set(self.state_dict())
         theirs = set(checkpoint.get("state_dict", {}))
         missing = sorted(k for k in ours - theirs if not k.partition(".")[0].endswith("_metrics"))

@@ -1,50 +1,15 @@
-"""Core reduction machinery: TokenState, merge plans, bipartite matching, schedules, proportional attention."""
+"""Merge plans and bipartite matching (videotok/reduce/match.py): size-weighted merges, sizes add."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from videotok.layers.attention import Attention
-from videotok.reduce.base import AttnRequest
-from videotok.reduce.match import (
-    MergePlan,
-    apply_plan,
-    bipartite_soft_matching,
-    keep_fuse_plan,
-    keep_plan,
-    merge_into_plan,
-    per_frame_plan,
-    pool_plan,
-)
-from videotok.reduce.schedule import check_not_below_one, kept_after, parse_layers, r_per_layer
+from videotok.reduce.match import MergePlan, apply_plan, bipartite_soft_matching, keep_fuse_plan, keep_plan, merge_into_plan, per_frame_plan, pool_plan
 from videotok.reduce.state import TokenState
 
 
 def state_of(x: torch.Tensor, grid=(1, 2, 3), track_source: bool = True) -> TokenState:
     return TokenState.from_grid(x, grid, num_prefix=1, track_source=track_source)
-
-
-# --- TokenState -------------------------------------------------------------------------------------
-
-
-def test_from_grid_layout() -> None:
-    x = torch.randn(2, 1 + 2 * 2 * 3, 4)
-    s = TokenState.from_grid(x, (2, 2, 3), num_prefix=1, track_source=True)
-    assert s.size.shape == (2, 13) and bool((s.size == 1).all())
-    assert s.frames == 2 and s.grid == (2, 2, 3) and not s.merged
-    assert s.pos[0, 1].tolist() == [0, 0, 0] and s.pos[0, 4].tolist() == [0, 1, 0]  # t-major, w fastest
-    assert s.pos[0, 7].tolist() == [1, 0, 0]
-    assert s.pos[0, 0].tolist() == pytest.approx([0.5, 0.5, 1.0])  # prefix sits at the centre
-    torch.testing.assert_close(s.source[1], torch.eye(13))
-    assert s.num_patches == 12
-
-
-def test_from_grid_rejects_a_wrong_token_count() -> None:
-    with pytest.raises(ValueError, match="do not match"):
-        TokenState.from_grid(torch.randn(1, 12, 4), (2, 2, 3), num_prefix=1)
-
-
-# --- apply_plan -------------------------------------------------------------------------------------
 
 
 def test_apply_plan_is_size_weighted_and_sizes_add() -> None:
@@ -115,9 +80,6 @@ def test_pool_plan_partial_windows() -> None:
     assert out.size[0].tolist() == [1, 4, 2, 2, 1, 4, 2, 2, 1]
 
 
-# --- bipartite matching -----------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("num_tokens,num_prefix,r", [(197, 1, 13), (12, 1, 3), (36, 0, 18), (9, 1, 2)])
 def test_bipartite_merges_exactly_r_and_never_the_prefix(num_tokens: int, num_prefix: int, r: int) -> None:
     torch.manual_seed(0)
@@ -152,64 +114,3 @@ def test_bipartite_caps_r_at_half() -> None:
     plan = bipartite_soft_matching(torch.randn(2, 11, 4), 100, num_prefix=1)
     assert plan.num_out == 11 - 5
     assert bipartite_soft_matching(torch.randn(2, 11, 4), 0).num_out == 11
-
-
-# --- schedule ---------------------------------------------------------------------------------------
-
-
-def test_parse_layers() -> None:
-    assert parse_layers(None, 4) == (0, 1, 2, 3) and parse_layers("all", 3) == (0, 1, 2)
-    assert parse_layers("9, 3,6", 12) == (3, 6, 9) and parse_layers([1], 2) == (1,) and parse_layers(2, 4) == (2,)
-    with pytest.raises(ValueError, match="outside 0..11"):
-        parse_layers("3,12", 12)
-    with pytest.raises(ValueError, match="comma-separated"):
-        parse_layers("a,b", 12)
-    with pytest.raises(ValueError, match="twice"):
-        parse_layers("3,3", 12)
-
-
-def test_r_per_layer() -> None:
-    assert r_per_layer(13, 12) == [13] * 12
-    front = r_per_layer(8, 5, inflection=0.5)
-    assert front[0] == 12 and front[-1] == 4 and sum(front) == 40
-    assert r_per_layer(8, 5, inflection=-0.5)[::-1] == front
-    with pytest.raises(ValueError, match="inflection"):
-        r_per_layer(8, 5, inflection=2.0)
-
-
-def test_kept_after_and_floor() -> None:
-    assert kept_after(196, 0.7) == 138 and kept_after(139, 0.7) == 98 and kept_after(99, 0.7) == 70
-    assert kept_after(1, 0.01) == 1
-    with pytest.raises(ValueError, match="keep_rate"):
-        kept_after(10, 0.0)
-    with pytest.raises(ValueError, match="reduce less"):
-        check_not_below_one("x", 0, "after block 3")
-
-
-# --- proportional attention -------------------------------------------------------------------------
-
-
-def test_proportional_attention_equals_duplicated_keys() -> None:
-    """A token of size 2 attracts attention exactly as two identical copies of it would."""
-    torch.manual_seed(0)
-    attn = Attention(32, num_heads=4).eval()
-    a, b, c = torch.randn(3, 1, 1, 32).unbind(0)
-    duplicated = torch.cat([a, b, b, c], dim=1)
-    merged = torch.cat([a, b, c], dim=1)
-    with torch.no_grad():
-        out_dup, _ = attn(duplicated, None)
-        out_merged, _ = attn(merged, torch.tensor([[1.0, 2.0, 1.0]]))
-    torch.testing.assert_close(out_merged, out_dup[:, [0, 1, 3]], atol=1e-5, rtol=1e-5)
-
-
-def test_attention_info_matches_the_attention_matrix() -> None:
-    torch.manual_seed(0)
-    attn = Attention(32, num_heads=4).eval()
-    x, size = torch.randn(2, 6, 32), torch.tensor([[1.0, 2, 1, 3, 1, 1]] * 2)
-    with torch.no_grad():
-        _, info = attn(x, size, AttnRequest(keys=True, cls_attn=True, received_attn=True))
-        q, k, _ = attn.qkv(x).reshape(2, 6, 3, 4, 8).permute(2, 0, 3, 1, 4)
-        full = ((q @ k.transpose(-2, -1)) * attn.scale + size.log()[:, None, None]).softmax(-1)  # [B, h, N, N]
-    torch.testing.assert_close(info.keys, k.mean(1))
-    torch.testing.assert_close(info.cls_attn, full[:, :, 0].mean(1))
-    torch.testing.assert_close(info.received_attn, full.mean(2).mean(1))

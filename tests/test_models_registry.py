@@ -1,0 +1,70 @@
+"""The named backbones (models/named.py, models/registry.py): every registered name is written out
+where it is defined, builds at its own defaults (on the meta device: no weights), and runs a forward
+pass at a small clip size; the spec a reducer gets needs no weights."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import videotok
+from videotok.models import VideoBackbone, create_model, list_models, model_spec
+
+NAMES = list_models()
+SOURCE = "\n".join(p.read_text() for p in Path(videotok.__file__).parent.rglob("*.py"))
+
+
+def test_the_registry_knows_the_three_families_in_three_widths():
+    assert len(NAMES) == 9
+    assert {"timesformer_tiny", "vivit_fe_tiny", "timesformer_base_patch16_224", "vivit_base_patch16_224"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_name_is_written_out(name: str):
+    assert re.search(rf"^def {name}\(", SOURCE, re.M), f"no `def {name}(` in videotok's source"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_name_builds_at_its_defaults(name: str):
+    with torch.device("meta"):
+        model = create_model(name)
+    assert isinstance(model, VideoBackbone) and model.model_name == name
+    assert model.num_classes == 400 and model.num_frames == 8 and model.in_chans == 3
+    assert model.spec == model_spec(name) and model.spec.depth == len(model.blocks)
+    expected_width = {"tiny": 96, "small": 384, "base": 768}[re.search(r"tiny|small|base", name)[0]]
+    assert model.embed_dim == model.spec.dim == expected_width
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_name_runs_a_small_clip(name: str):
+    """Full width, two blocks, 2 x 32 x 32 (the depth is checked above, on the meta device); filled
+    with small random weights, faster than the real initialisation of a base-size model."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=3, num_frames=2, img_size=32, tubelet_size=2, depth=2)
+    model = model.to_empty(device="cpu").eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
+    trace: list[int] = []
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 2, 32, 32), trace=trace)
+    assert logits.shape == (2, 3) and bool(torch.isfinite(logits).all())
+    assert trace == [1 + 2 * 2] * 3  # one tubelet-frame of 2 x 2 patches + CLS, into 2 blocks and after
+
+
+def test_model_spec_is_what_the_reducer_is_bound_to():
+    spec = model_spec("vivit_fe_tiny", num_frames=4)
+    assert spec.grid == (1, 6, 6) and spec.attention == "joint"  # the spatial encoder sees one frame
+    assert model_spec("timesformer_tiny", tubelet_size=2).grid == (4, 6, 6)
+    assert create_model("timesformer_tiny", tubelet_size=2).reducer.spec == model_spec("timesformer_tiny", tubelet_size=2)
+
+
+def test_unknown_name_and_bad_input_are_named():
+    with pytest.raises(ValueError, match="unknown model 'timesformer_huge'.*timesformer_tiny"):
+        create_model("timesformer_huge")
+    model = create_model("vivit_tiny", num_frames=4)
+    with pytest.raises(ValueError, match=r"vivit_tiny expects video \[B, C, T, H, W\] = \[B, 3, 4, 96, 96\]"):
+        model(torch.zeros(1, 3, 8, 96, 96))
