@@ -60,10 +60,20 @@ def _alive(pid: int) -> bool:
     return not (status.is_file() and "State:\tZ" in status.read_text())
 
 
+def _start_then_signal(data: Path, work: Path, signum: int) -> tuple[list[str], subprocess.Popen, list[int], Path]:
+    """Start a 2-process fit in `work/run`; once its last.ckpt holds the end of the first epoch,
+    send `signum` to the launching process. Returns the argv, that process, the pids of the ranks
+    it started (read before the signal) and its log."""
+    root = work / "run"
+    argv = _argv(data, root)
+    log = work / f"signal_{signum}.log"
+    process = start_videotok(argv, log)
+    ranks = _signal_when_checkpointed(process, root / "checkpoints" / "last.ckpt", STEPS_PER_EPOCH, signum, log)
+    return argv, process, ranks, log
+
+
 def _signal_when_checkpointed(process: subprocess.Popen, checkpoint: Path, min_step: int, signum: int,
                               log: Path) -> list[int]:
-    """Send `signum` to the launching process once `checkpoint` holds step >= `min_step`; return
-    the pids of the ranks it started (read before the signal)."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -132,11 +142,7 @@ def test_each_epochs_validation_equals_validate_with_one_process(reference: dict
 def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(reference: dict, synthetic_data_dir: Path,
                                                                      tmp_path: Path):
     root = tmp_path / "run"
-    argv = _argv(synthetic_data_dir, root)
-    log = tmp_path / "killed.log"
-    process = start_videotok(argv, log)
-    ranks = _signal_when_checkpointed(process, root / "checkpoints" / "last.ckpt", STEPS_PER_EPOCH,
-                                      signal.SIGKILL, log)
+    argv, process, ranks, _ = _start_then_signal(synthetic_data_dir, tmp_path, signal.SIGKILL)
     process.wait()
     assert ranks, "the launcher started no second rank"
     _wait_all_gone(ranks, 30)  # the second rank ends with its launcher
@@ -152,11 +158,7 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(reference: 
 
 def test_sigterm_stops_every_process_and_leaves_a_checkpoint_to_resume(synthetic_data_dir: Path, tmp_path: Path):
     root = tmp_path / "run"
-    argv = _argv(synthetic_data_dir, root)
-    log = tmp_path / "terminated.log"
-    process = start_videotok(argv, log)
-    ranks = _signal_when_checkpointed(process, root / "checkpoints" / "last.ckpt", STEPS_PER_EPOCH,
-                                      signal.SIGTERM, log)
+    argv, process, ranks, log = _start_then_signal(synthetic_data_dir, tmp_path, signal.SIGTERM)
     took = _wait_all_gone([process.pid, *ranks], 60)
     process.wait()
     output = log.read_text()

@@ -51,21 +51,37 @@ def _optional_command(name: str):
         raise
 
 
-def _die_with_launcher() -> None:
-    """A training process started by another (Lightning's DDP launcher starts ranks 1..N-1 from
-    rank 0; torchrun from its agent) ends when that parent ends, whatever it is doing: a rank
-    waiting in a collective for a rank 0 that was killed would otherwise wait until the
-    process-group timeout. Linux only (prctl PR_SET_PDEATHSIG); elsewhere the timeout applies."""
-    if os.environ.get("LOCAL_RANK", "0") == "0" or not sys.platform.startswith("linux"):
-        return
-    import ctypes
+LAUNCHER_PID = "VIDEOTOK_LAUNCHER_PID"  # set by a top-level `videotok`; the ranks it starts inherit it
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+def _started_by_our_launcher() -> bool:
+    """True in ranks 1..N-1 that Lightning's DDP launcher started from a `videotok` rank 0."""
+    return os.environ.get(LAUNCHER_PID) == str(os.getppid())
+
+
+def _prepare_process() -> None:
+    """A top-level `videotok` marks itself as the launcher of the ranks it may start. A rank
+    started by another process (our rank 0, or torchrun's agent) ends when that parent ends,
+    whatever it is doing: waiting in a collective for a rank 0 that was killed, it would otherwise
+    wait until the process-group timeout. Linux only (prctl PR_SET_PDEATHSIG)."""
+    if "LOCAL_RANK" not in os.environ:
+        os.environ[LAUNCHER_PID] = str(os.getpid())
+    elif os.environ["LOCAL_RANK"] != "0" and sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _stop_code(code: int) -> int:
+    """Exit code after a stop every rank makes together (SIGTERM, too many bad videos). Ranks
+    that our rank 0 started exit 0: rank 0 reports the outcome, and Lightning's launcher SIGKILLs
+    every process, rank 0 included, as soon as one of the ranks it started exits non-zero."""
+    return 0 if _started_by_our_launcher() else code
 
 
 def run_lightning(argv: Sequence[str]) -> int:
-    _die_with_launcher()
+    _prepare_process()
     from videotok.config import expand_configs
     from videotok.train.lightning_cli import VideoTokCLI
 
@@ -88,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"videotok {argv[0]}: stopped by SIGTERM; a fit resumes from its last checkpoint with "
               "`--ckpt_path last`", file=sys.stderr)
-        return SIGTERM_EXIT_CODE
+        return _stop_code(SIGTERM_EXIT_CODE)
     except (ValueError, FileNotFoundError) as error:
         print(f"videotok {argv[0]}: error: {_root_cause(error)}", file=sys.stderr)
         return 2
@@ -97,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if failures is None or not isinstance(error, failures.TooManyBadVideos):
             raise
         print(f"videotok {argv[0]}: error: {error}", file=sys.stderr)  # the data's fault: exit 1
-        return 1
+        return _stop_code(1)
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -91,7 +91,7 @@ class VideoTokCLI(LightningCLI):
     def _wait_for_started_ranks(self, grace_s: float = 60) -> None:
         """The process that started the other ranks (Lightning's DDP launcher) lets them finish
         (their own error line, teardown) before it exits: they die with it (see
-        `videotok.cli._die_with_launcher`)."""
+        `videotok.cli._prepare_process`)."""
         trainer = getattr(self, "trainer", None)
         for process in getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", []):
             try:
