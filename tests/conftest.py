@@ -22,7 +22,8 @@ Function fixtures:
 
 - ``broken_videos`` -> dict[str, Path]: in a fresh tmp folder, one video of each kind of bad
   input: ``missing`` (no file), ``empty`` (0 bytes), ``truncated`` (first half of a real mp4),
-  ``not_video`` (text named .mp4), ``wrong_extension`` (a real mp4 named .txt), plus ``good``
+  ``not_video`` (text named .mp4), ``wrong_extension`` (a real mp4 named .txt: readable, since
+  a video is recognised by opening it), plus ``good``
   (a real, small mp4).
 """
 

@@ -23,7 +23,7 @@ BATCH = 8
 TRAIN_VIDEOS = 96
 STEPS_PER_EPOCH = TRAIN_VIDEOS // BATCH
 EPOCHS = 2
-BROKEN_KINDS = ("empty", "truncated", "not_video", "wrong_extension", "missing")
+BROKEN_KINDS = ("empty", "truncated", "not_video", "garbage_avi", "missing")
 
 
 def _rows(csv_path: Path) -> list[list[str]]:
@@ -45,9 +45,10 @@ def _break(data: Path, rows: list[list[str]], row: int, kind: str) -> str:
         video.write_bytes(content[: len(content) // 2])  # the index (moov atom) is at the end
     elif kind == "not_video":
         video.write_text("this is not a video\n" * 50)
-    elif kind == "wrong_extension":
-        relative = str(Path(relative).with_suffix(".txt"))
-        video.rename(data / relative)
+    elif kind == "garbage_avi":  # bytes no decoder reads, under a video extension
+        video.unlink()
+        relative = str(Path(relative).with_suffix(".avi"))
+        (data / relative).write_bytes(bytes(range(256)) * 64)
         rows[row][0] = relative
     elif kind == "missing":
         video.unlink()

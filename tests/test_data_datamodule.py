@@ -23,7 +23,7 @@ def test_train_batch_contract(synthetic_data_dir, synthetic_datamodule_kwargs):
     assert dm.classes == sorted(dm.classes) and dm.classes[0] == "blue_down"
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"video", "label", "video_index", "view_index", "skipped"}
+    assert set(batch) == {"video", "label", "video_index", "view_index", "skipped", "fallbacks"}
     assert batch["video"].shape == (4, *dm.video_shape) == (4, 3, 8, 64, 64)
     assert batch["label"].dtype == torch.long and batch["label"].shape == (4,)
     assert batch["view_index"].tolist() == [0, 0, 0, 0]

@@ -25,7 +25,6 @@ REASONS = {
     "empty": "empty file",
     "truncated": "cannot open",
     "not_video": "cannot open",
-    "wrong_extension": "unsupported extension",
 }
 
 
@@ -69,6 +68,14 @@ def test_bad_videos_skipped_and_reported(broken_videos, training, decoder):
         assert len(good) == len(shard_with_good) and set(good) == {0}
     else:  # the good video, all 3 views, exactly once
         assert sorted(good) == [0, 0, 0]
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_a_video_is_a_video_whatever_its_extension(broken_videos, decoder):
+    dataset = _dataset([broken_videos["wrong_extension"]], training=False, decoder=decoder)  # an mp4 named .txt
+    batches = _run(dataset, num_workers=0)
+    assert _skipped(batches) == {}
+    assert [i for b in batches for i in b["video_index"].tolist()] == [0]
 
 
 def test_label_outside_classes_skipped_at_runtime(broken_videos):

@@ -13,6 +13,11 @@ when a worker's whole shard is unreadable (``skipped`` is then non-empty): skip 
 Feed every batch to ``failure_tracker(stage).update(batch)`` to enforce ``max_failure_rate``
 (per epoch: each pass of a loader restarts its stage's count).
 
+``decoder`` reads every video; a video it cannot open or decode is read whole with
+``fallback_decoder`` (default ``pyav``; ``none`` disables it) and listed in
+``batch["fallbacks"]`` as (path, decoder, reason); ``failure_tracker(stage).fallback_count``
+counts them per pass (logged as ``<stage>/decoder_fallbacks``).
+
 Val/test see every video exactly once over all ranks (no padding): ranks may run different
 numbers of batches, so log per-step metrics with ``sync_dist=False`` and reduce at epoch end
 (torchmetrics does); a split needs at least as many videos as ranks (Lightning refuses an
@@ -38,7 +43,7 @@ from videotok.data.labels import read_classes, read_labeled_paths
 from videotok.data.loader import VideoDataLoader
 from videotok.data.pytorchvideo_compat import LabeledVideoPaths
 from videotok.data.transforms import check_views, eval_clip_transform, eval_view_transform, train_transform
-from videotok.data.video_reader import check_decoder
+from videotok.data.video_reader import decoder_chain
 
 # Lightning warns about every iterable dataset with a length; ours shards per worker, so the
 # length (VideoDataLoader.__len__) is exact.
@@ -66,6 +71,7 @@ class KineticsDataModule(L.LightningDataModule):
         std: tuple[float, float, float] = (0.225, 0.225, 0.225),
         horizontal_flip: bool = True,
         decoder: str = "decord",
+        fallback_decoder: str = "pyav",
         batch_size: int = 8,
         num_workers: int = 2,
         val_views: tuple[int, int] = (1, 1),
@@ -80,7 +86,7 @@ class KineticsDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_side, mean, std,
                     val_views, test_views, max_failure_rate, batch_size, num_workers)
-        check_decoder(decoder)
+        decoder_chain(decoder, fallback_decoder)  # unknown or uninstalled: fail here, not in a worker
         self.data_dir = Path(data_dir)
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
@@ -90,6 +96,7 @@ class KineticsDataModule(L.LightningDataModule):
         self.mean, self.std = tuple(mean), tuple(std)
         self.horizontal_flip = horizontal_flip
         self.decoder = decoder
+        self.fallback_decoder = fallback_decoder
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_views = tuple(val_views)
@@ -203,7 +210,8 @@ class KineticsDataModule(L.LightningDataModule):
         return VideoClipDataset(
             self.videos(split), self.num_classes, transform, training=training,
             num_frames=self.num_frames, sampling_rate=self.sampling_rate, views=views,
-            view_transform=view_transform, decoder=self.decoder, seed=self.seed,
+            view_transform=view_transform, decoder=self.decoder,
+            fallback_decoder=self.fallback_decoder, seed=self.seed,
         )
 
     def _loader(self, split: str, dataset: VideoClipDataset) -> VideoDataLoader:

@@ -2,7 +2,7 @@
 
 Why not PyTorchVideo's ``LabeledVideoDataset``: on a bad video it retries silently, and the
 caller never learns which file was bad. Here a bad video (missing, empty, truncated, not a
-video, wrong extension, label out of range) is skipped and its ``(path, reason)`` rides on the
+video for every decoder, label out of range) is skipped and its ``(path, reason)`` rides on the
 next sample this worker yields, in ``sample["skipped"]``.
 
 Samples: ``video`` float [C, T, H, W] (normalised), ``label`` int, ``video_index`` (row of the
@@ -13,6 +13,13 @@ next one, so failures after it still ride on it. A worker whose shard holds no r
 at all yields one *failure-only record*, ``{"skipped": [...]}`` with no ``video``;
 ``collate_with_failures`` keeps its failures and drops the record, so that worker's batch
 may have zero videos (B = 0) but still carries ``batch["skipped"]``.
+
+Decoders: each video is read with ``decoder``; when that cannot open or decode it and a
+``fallback_decoder`` is set, the whole video is read again with the fallback (never a clip of
+one decoder mixed with a clip of the other). Such a video rides as ``(path, fallback, reason)``
+in its first sample's ``fallbacks`` and so in ``batch["fallbacks"]``. A video is skipped only
+when every decoder failed; its reason names each decoder's failure. FFmpeg's messages while a
+video is read go to the log, not the console (``videotok.data.decoder_messages``).
 
 Training keeps epochs the same length on every rank (DDP needs equal step counts): a skipped
 video is replaced by the next readable one of the worker's shard (wrapping around), so a
@@ -37,7 +44,8 @@ from typing import Optional, Union
 import torch
 from torch.utils.data import IterableDataset
 
-from videotok.data.failures import Skip, VideoLoadError
+from videotok.data.decoder_messages import captured_decoder_messages
+from videotok.data.failures import Fallback, Skip, VideoLoadError
 from videotok.data.pytorchvideo_compat import ClipInfo, LabeledVideoPaths, video_fps
 from videotok.data.sampling import (
     clip_duration,
@@ -49,7 +57,7 @@ from videotok.data.sampling import (
 )
 from videotok.data.seeding import PrivateRandomState, stream_seed
 from videotok.data.transforms import SampleTransform
-from videotok.data.video_reader import open_video, read_clip
+from videotok.data.video_reader import NO_FALLBACK, decoder_chain, file_problem, open_video, read_clip
 
 VideoOutcome = Union[list[dict], Skip]
 
@@ -75,6 +83,7 @@ class VideoClipDataset(IterableDataset):
         views: tuple[int, int] = (1, 1),
         view_transform: Optional[SampleTransform] = None,
         decoder: str = "decord",
+        fallback_decoder: str = NO_FALLBACK,
         seed: int = 0,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
@@ -93,6 +102,8 @@ class VideoClipDataset(IterableDataset):
         self.sampling_rate = sampling_rate
         self.views = (int(views[0]), int(views[1]))
         self.decoder = decoder
+        self.fallback_decoder = fallback_decoder
+        self.decoders = decoder_chain(decoder, fallback_decoder)
         self.seed = seed
         self.rank, self.world_size = rank, world_size
         self._epoch = 0
@@ -199,20 +210,41 @@ class VideoClipDataset(IterableDataset):
         label = int(meta["label"])
         if not 0 <= label < self.num_classes:
             return (path, f"label {label} outside the {self.num_classes} classes")
+        problem = file_problem(path)
+        if problem is not None:
+            return (path, problem)
+        reasons: list[str] = []
+        for decoder in self.decoders:
+            with captured_decoder_messages(path) as messages:
+                outcome = self._load_with(decoder, path, label, index)
+            if not isinstance(outcome, str):
+                if reasons:  # the configured decoder failed, this one did not
+                    fallback: Fallback = (path, decoder, reasons[0])
+                    outcome[0]["fallbacks"] = [fallback]
+                return outcome
+            news = [m for m in messages if m not in outcome]
+            if news:  # decord's exception often says only "Error reading FILE...": add FFmpeg's why
+                outcome += f" (FFmpeg: {news[0][:200]})"
+            reasons.append(outcome)
+        return (path, "; ".join(reasons))
+
+    def _load_with(self, decoder: str, path: str, label: int, index: int) -> Union[list[dict], str]:
+        """The samples of one video read with ``decoder``, or why it failed."""
         video = None
         try:
-            video = open_video(path, self.decoder)
+            video = open_video(path, decoder)
             duration = clip_duration(self.num_frames, self.sampling_rate, video_fps(video))
             if self.training:
                 return [self._train_sample(video, duration, label, index)]
             return self._eval_samples(video, duration, label, index)
         except VideoLoadError as e:
-            return (path, str(e))
+            reason = str(e)
         except Exception as e:  # noqa: BLE001 - a bad file must never kill the worker
-            return (path, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         finally:
             if video is not None:
                 video.close()
+        return reason if decoder in reason else f"{decoder}: {reason}"
 
     def _train_sample(self, video, duration, label: int, index: int) -> dict:
         info: ClipInfo = train_clip_sampler(duration)(0.0, video.duration, {})
@@ -250,11 +282,14 @@ def collate_with_failures(
     """Stack samples into a batch and gather every record's failures in ``batch["skipped"]``.
 
     ``video`` [B, C, T, H, W]; ``label``, ``video_index``, ``view_index`` [B] long;
-    ``skipped`` list of (path, reason). B may be 0 (see the module docstring): ``video`` is
+    ``skipped`` list of (path, reason); ``fallbacks`` list of (path, decoder, reason) for the
+    videos read by the fallback decoder. B may be 0 (see the module docstring): ``video`` is
     then empty with shape [0, *video_shape] ([0, 0, 0, 0, 0] when not given).
     """
     skipped = [tuple(s) for r in records for s in r.get("skipped", ())]
-    samples = [{k: v for k, v in r.items() if k != "skipped"} for r in records if "video" in r]
+    fallbacks = [tuple(f) for r in records for f in r.get("fallbacks", ())]
+    lists = ("skipped", "fallbacks")
+    samples = [{k: v for k, v in r.items() if k not in lists} for r in records if "video" in r]
     if samples:
         batch = torch.utils.data.default_collate(samples)
     else:
@@ -266,4 +301,5 @@ def collate_with_failures(
             "view_index": empty.clone(),
         }
     batch["skipped"] = skipped
+    batch["fallbacks"] = fallbacks
     return batch

@@ -9,6 +9,7 @@ is not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -16,6 +17,11 @@ import torch
 
 Skip = tuple[str, str]
 """A skipped video: (path, reason)."""
+
+Fallback = tuple[str, str, str]
+"""A video read by the fallback decoder: (path, decoder that read it, why the configured one could not)."""
+
+LOGGER = logging.getLogger("videotok.data")
 
 
 class VideoLoadError(Exception):
@@ -71,6 +77,8 @@ class FailureTracker:
         self.loaded = 0
         self.failures: list[Skip] = []
         self.failed = 0
+        self.fallbacks: list[Fallback] = []  # the first max_kept of this pass
+        self.fallback_count = 0  # videos read by data.fallback_decoder this pass (log as decoder_fallbacks)
 
     def start_epoch(self, expected: Optional[int] = None) -> None:
         """Forget the counts; ``expected``: videos (rows) this pass will try on this process."""
@@ -97,10 +105,22 @@ class FailureTracker:
             self.check()
 
     def update(self, batch: Mapping, check: bool = True) -> list[Skip]:
-        """Account one collated batch; return its skipped (path, reason) pairs."""
+        """Account one collated batch; return its skipped (path, reason) pairs. Videos the
+        fallback decoder read (``batch["fallbacks"]``) are counted in ``fallback_count`` and
+        logged (INFO, ``videotok.data``); they loaded, so they are not failures."""
         skipped = [tuple(s) for s in batch.get("skipped", [])]
+        self.record_fallbacks(batch.get("fallbacks", ()))
         self.record(count_loaded_videos(batch), skipped, check)
         return skipped
+
+    def record_fallbacks(self, fallbacks: Sequence[Fallback]) -> None:
+        """Count and log videos that only the fallback decoder could read."""
+        for path, decoder, reason in fallbacks:
+            LOGGER.info("%s: %s read %s (%s)", self.name, decoder, path, reason)
+        self.fallback_count += len(fallbacks)
+        room = self.max_kept - len(self.fallbacks)
+        if room > 0:
+            self.fallbacks.extend(tuple(f) for f in fallbacks[:room])
 
     def check(self, final: bool = False) -> None:
         """Raise ``TooManyBadVideos`` if over the limit, on this process's counts.

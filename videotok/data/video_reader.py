@@ -8,6 +8,10 @@ Two decoders behind PyTorchVideo's ``Video`` interface (duration, get_clip, clos
   and converts every frame of the window to float first, which measured 4-5x slower for an
   8x4 clip (benchmarks/results/decoders.md).
 - ``pyav``: PyTorchVideo's ``EncodedVideo`` (PyAV), then the same subsampling.
+
+Whether a file is a video is decided by opening it, never by its extension: FFmpeg (under both
+decoders) reads .mpg, .flv, .wmv, .3gp, ... as well as .mp4, and data sets name files as they
+like. Only a missing or empty file is refused before a decoder is asked (``file_problem``).
 """
 
 from __future__ import annotations
@@ -22,22 +26,49 @@ import torch
 from videotok.data.failures import VideoLoadError
 from videotok.data.pytorchvideo_compat import DECODERS, EncodedVideo, Video, video_fps
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+NO_FALLBACK = "none"
+_MODULES = {"decord": "decord", "pyav": "av"}
+_PACKAGES = {"decord": "decord2", "pyav": "av"}
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
 
-def check_decoder(decoder: str) -> None:
-    """Fail early, in the main process, on an unknown or uninstalled decoder."""
+def check_decoder(decoder: str, option: str = "decoder") -> None:
+    """Fail early, in the main process, on an unknown or uninstalled decoder (``option``: the
+    setting's name in messages)."""
     if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    module = {"decord": "decord", "pyav": "av"}[decoder]
+        raise ValueError(f"{option} must be one of {DECODERS}, got {decoder!r}")
+    module = _MODULES[decoder]
     try:
         __import__(module)
     except ImportError as e:
-        package = {"decord": "decord2", "pyav": "av"}[decoder]
         raise ImportError(
-            f"decoder={decoder!r} needs the {module} module: pip install {package} ({e})"
+            f"{option}={decoder!r} needs the {module} module: pip install {_PACKAGES[decoder]} ({e})"
         ) from e
+
+
+def decoder_chain(decoder: str, fallback_decoder: str = NO_FALLBACK) -> tuple[str, ...]:
+    """The decoders tried on each video, in order: the configured one, then the fallback
+    (``"none"``, or the same decoder, adds nothing). Both are checked here."""
+    check_decoder(decoder)
+    if fallback_decoder in (NO_FALLBACK, None, "") or fallback_decoder == decoder:
+        return (decoder,)
+    if fallback_decoder not in DECODERS:
+        raise ValueError(
+            f"fallback_decoder must be one of {DECODERS} or {NO_FALLBACK!r}, got {fallback_decoder!r}"
+        )
+    check_decoder(fallback_decoder, option="fallback_decoder")
+    return (decoder, fallback_decoder)
+
+
+def file_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a video whatever the decoder (missing, not a file, empty), else None."""
+    if not os.path.exists(path):
+        return "missing file"
+    if not os.path.isfile(path):
+        return "not a file"
+    if os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 def subsample_indices(num_available: int, num_samples: int) -> list[int]:
@@ -96,15 +127,9 @@ def _reason(error: Exception) -> str:
 
 def open_video(path: str, decoder: str = "decord") -> Video:
     """Open ``path`` after cheap checks; raise ``VideoLoadError`` with a short reason."""
-    if not os.path.exists(path):
-        raise VideoLoadError("missing file")
-    if not os.path.isfile(path):
-        raise VideoLoadError("not a file")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in VIDEO_EXTENSIONS:
-        raise VideoLoadError(f"unsupported extension {ext or '(none)'!r}, expected one of {VIDEO_EXTENSIONS}")
-    if os.path.getsize(path) == 0:
-        raise VideoLoadError("empty file (0 bytes)")
+    problem = file_problem(path)
+    if problem is not None:
+        raise VideoLoadError(problem)
     try:
         if decoder == "decord":
             video = DecordVideo(path)
@@ -139,8 +164,10 @@ def read_clip(video: Video, start_sec: float, end_sec: float, num_frames: int) -
 
 __all__ = [
     "DecordVideo",
-    "VIDEO_EXTENSIONS",
+    "NO_FALLBACK",
     "check_decoder",
+    "decoder_chain",
+    "file_problem",
     "open_video",
     "read_clip",
     "subsample_indices",
