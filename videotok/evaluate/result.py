@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from videotok.evaluate.video_list import IncompleteVideo, UnreadableVideo
+from videotok.evaluate.video_list import FallbackVideo, IncompleteVideo, UnreadableVideo
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class EvaluationResult:
     unreadable: list[UnreadableVideo] = field(default_factory=list)
     incomplete: list[IncompleteVideo] = field(default_factory=list)
     unaccounted: list[str] = field(default_factory=list)
+    decoder: str = ""  # data.decoder: what read every video not listed in decoder_fallbacks
+    decoder_fallbacks: list[FallbackVideo] = field(default_factory=list)  # read by data.fallback_decoder
     per_class: list[ClassAccuracy] = field(default_factory=list)
     data_dir: str = ""
     device: str = "cpu"
@@ -73,6 +75,7 @@ class EvaluationResult:
                 values[name] = math.nan
         values["unreadable"] = [UnreadableVideo(**u) for u in values.get("unreadable", [])]
         values["incomplete"] = [IncompleteVideo(**u) for u in values.get("incomplete", [])]
+        values["decoder_fallbacks"] = [FallbackVideo(**f) for f in values.get("decoder_fallbacks", [])]
         values["per_class"] = [ClassAccuracy(**c) for c in values.get("per_class", [])]
         return cls(**values)
 
@@ -97,6 +100,10 @@ class EvaluationResult:
             ("views evaluated", f"{self.views_evaluated} ({clips} clips x {crops} crops per video)"),
             ("unreadable videos", str(len(self.unreadable))),
         ]
+        if self.decoder_fallbacks:
+            used = ", ".join(sorted({f.decoder for f in self.decoder_fallbacks}))
+            rows.append((f"read by fallback ({used})",
+                         f"{len(self.decoder_fallbacks)} (the others by {self.decoder or 'data.decoder'})"))
         if self.incomplete:
             rows.append(("videos with missing views", str(len(self.incomplete))))
         if self.unaccounted:
@@ -110,6 +117,8 @@ class EvaluationResult:
         lines = [title, *_align(rows)]
         for u in self.unreadable:
             lines.append(f"  unreadable: {u.path}: {u.reason}")
+        for f in self.decoder_fallbacks:
+            lines.append(f"  read by {f.decoder}: {f.path}: {f.reason}")
         for v in self.incomplete:
             lines.append(f"  missing views: {v.path}: {v.views} of {v.expected}")
         for path in self.unaccounted:

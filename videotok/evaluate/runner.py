@@ -3,7 +3,8 @@
 One process, no Lightning Trainer: a plain loop over the data module's evaluation loader, so
 the forward pass can be timed on its own (clips/s excludes decoding) and nothing is averaged
 behind our back. Unreadable videos arrive in ``batch["skipped"]`` and end up listed in the
-result; the data module's ``max_failure_rate`` is not applied here, since an evaluation should
+result, as do the videos read by the data module's fallback decoder (``batch["fallbacks"]``:
+decoders are never mixed silently); the data module's ``max_failure_rate`` is not applied here, since an evaluation should
 report its failures rather than stop on them. Only when no video at all could be read does
 ``evaluate`` raise, naming some of them.
 """
@@ -68,6 +69,7 @@ def evaluate(
     model.eval()
     accumulator = ViewAccumulator(datamodule.num_classes)
     skipped: list[tuple[str, str]] = []
+    fallbacks: list[tuple[str, str, str]] = []
     timings: list[tuple[int, float]] = []  # (views, seconds) of each forward
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     try:
@@ -76,6 +78,7 @@ def evaluate(
                            disable=not progress, dynamic_ncols=True)
             for batch in batches:
                 skipped.extend(tuple(s) for s in batch["skipped"])
+                fallbacks.extend(tuple(f) for f in batch.get("fallbacks", ()))
                 if batch["video"].shape[0] == 0:  # only failures in this batch
                     continue
                 video = batch["video"].to(device, non_blocking=True)
@@ -116,6 +119,8 @@ def evaluate(
         unreadable=accounting.unreadable,
         incomplete=accounting.incomplete,
         unaccounted=accounting.unaccounted,
+        decoder=str(getattr(datamodule, "decoder", "")),
+        decoder_fallbacks=video_list.fallbacks(fallbacks),
         per_class=[
             ClassAccuracy(name, top1, n)
             for name, top1, n in zip(datamodule.classes, metrics.per_class_top1, metrics.per_class_videos)

@@ -25,6 +25,15 @@ class UnreadableVideo:
 
 
 @dataclass(frozen=True)
+class FallbackVideo:
+    """A video evaluated from the fallback decoder's frames: the configured one could not read it."""
+
+    path: str
+    decoder: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class IncompleteVideo:
     path: str
     views: int
@@ -106,6 +115,14 @@ class VideoList:
             incomplete=incomplete,
             unaccounted=unaccounted,
         )
+
+    def fallbacks(self, fallbacks: Sequence[tuple[str, str, str]]) -> list[FallbackVideo]:
+        """The loader's (path, decoder, reason) triples, once per video, paths as in the list."""
+        seen: dict[str, FallbackVideo] = {}
+        for path, decoder, reason in fallbacks:
+            shown = relative_path(path, self.data_dir)
+            seen.setdefault(shown, FallbackVideo(shown, str(decoder), str(reason)))
+        return list(seen.values())
 
     def _path(self, video_index: int) -> str:
         if 0 <= video_index < len(self.entries):
