@@ -3,9 +3,12 @@
     python -m data_tools.verify DATA_DIR/train.csv [--output cleaned.csv] [--decoder auto]
 
 Each video is opened with decord (``--decoder auto``: decord when installed, else PyAV, the
-datamodule's default order) and its first, middle and last frames are decoded. Unreadable
-videos are printed as ``BROKEN <path>: <reason>``; ``--output`` writes the CSV without them
-(original lines, same order). Paths are relative to ``--data-dir`` (default: the CSV's folder).
+datamodule's default order) and its first, middle and last frames are decoded; whatever its
+extension, a file is a video if a decoder reads it. A video the decoder cannot read but
+``--fallback-decoder`` (default pyav, as ``data.fallback_decoder``) can is printed as
+``FALLBACK <path>: <reason>`` and kept. Unreadable videos are printed as
+``BROKEN <path>: <reason>``; ``--output`` writes the CSV without them (original lines, same
+order). Paths are relative to ``--data-dir`` (default: the CSV's folder).
 
 Exit code: 0 when every video decodes, 1 when any is broken (so scripts can stop on it; the
 cleaned CSV is still written), 2 on bad arguments or an unreadable CSV.
@@ -21,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
 
@@ -81,16 +83,22 @@ def check_video(path: str, decoder: str) -> str | None:
         return "missing file"
     if not os.path.isfile(path):
         return "not a file"
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in VIDEO_EXTENSIONS:
-        return f"unsupported extension {ext or '(none)'!r}"
     if os.path.getsize(path) == 0:
         return "empty file (0 bytes)"
     return _check_decord(path) if decoder == "decord" else _check_pyav(path)
 
 
-def _check_row(args: tuple[str, str]) -> str | None:
-    return check_video(*args)
+def _check_row(args: tuple[str, str, str]) -> tuple[str | None, bool]:
+    """(reason or None, read by the fallback) for one (path, decoder, fallback) job."""
+    path, decoder, fallback = args
+    reason = check_video(path, decoder)
+    if reason is None or fallback in ("none", decoder) or not os.path.isfile(path) \
+            or os.path.getsize(path) == 0:
+        return reason, False
+    second = check_video(path, fallback)
+    if second is None:
+        return f"{decoder}: {reason}", True
+    return f"{decoder}: {reason}; {fallback}: {second}", False
 
 
 def resolve_decoder(decoder: str) -> str:
@@ -116,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=None, help="write the CSV without broken videos here")
     p.add_argument("--decoder", choices=("auto", "decord", "pyav"), default="auto",
                    help="auto: decord if installed, else pyav (default: %(default)s)")
+    p.add_argument("--fallback-decoder", choices=("pyav", "decord", "none"), default="pyav",
+                   help="tried on a video the decoder cannot read, as data.fallback_decoder "
+                   "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: all cores")
     return p
 
@@ -134,19 +145,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts = line.rsplit(None, 1)
         rel = parts[0] if len(parts) == 2 and parts[1].lstrip("-").isdigit() else line.strip()
         paths.append(str(root / rel))
-    jobs = [(p, decoder) for p in paths]
+    jobs = [(p, decoder, args.fallback_decoder) for p in paths]
     workers = max(1, min(args.workers, len(jobs)))
     if workers > 1:
         with mp.get_context("fork" if sys.platform == "linux" else "spawn").Pool(workers) as pool:
-            reasons = pool.map(_check_row, jobs, chunksize=8)
+                results = pool.map(_check_row, jobs, chunksize=8)
     else:
-        reasons = [_check_row(j) for j in jobs]
-    broken = [(p, r) for p, r in zip(paths, reasons) if r is not None]
+        results = [_check_row(j) for j in jobs]
+    broken = [(p, r) for p, (r, fell_back) in zip(paths, results) if r is not None and not fell_back]
+    for path, (reason, fell_back) in zip(paths, results):
+        if fell_back:
+            print(f"FALLBACK {path}: {reason}; read by {args.fallback_decoder}")
     for path, reason in broken:
         print(f"BROKEN {path}: {reason}")
-    print(f"{len(broken)} of {len(paths)} videos unreadable with {decoder} ({args.csv})")
+    used = decoder if args.fallback_decoder in ("none", decoder) else f"{decoder} or {args.fallback_decoder}"
+    print(f"{len(broken)} of {len(paths)} videos unreadable with {used} ({args.csv})")
     if args.output is not None:
-        kept = [line for line, r in zip(lines, reasons) if r is None]
+        kept = [line for line, (r, fell_back) in zip(lines, results) if r is None or fell_back]
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text("".join(f"{line}\n" for line in kept))
         print(f"{len(kept)} videos written to {args.output}")
