@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+from data_tools.layout import Row, index_videos, write_classes, write_missing, write_split
 # Our split name -> file names used by the official releases, first match wins.
 ANNOTATION_FILES = {
     "train": ("train.csv",),
@@ -37,23 +36,6 @@ REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
 def clip_stem(youtube_id: str, time_start: str, time_end: str) -> str:
     """File name stem of a downloaded clip: ``{id}_{start:06d}_{end:06d}``."""
     return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
-
-
-def index_videos(videos_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Every video under ``videos_dir`` by file stem; also the stems found more than once."""
-    found: dict[str, Path] = {}
-    dupes: list[str] = []
-    for root, dirs, files in os.walk(videos_dir):
-        dirs.sort()
-        for name in sorted(files):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() not in VIDEO_EXTENSIONS or name.startswith("."):
-                continue
-            if stem in found:
-                dupes.append(stem)
-                continue
-            found[stem] = Path(root) / name
-    return found, dupes
 
 
 def read_annotations(path: Path) -> list[dict[str, str]]:
@@ -93,25 +75,23 @@ def convert(
         print(f"warning: {len(dupes)} clip(s) found more than once, using the first: "
               f"{', '.join(dupes[:5])}", file=sys.stderr)
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    write_classes(data_dir, classes)
     counts: dict[str, dict[str, int]] = {}
     missing_lines: list[str] = []
     for split, split_rows in rows.items():
-        lines, missing = [], 0
+        found: list[Row] = []
+        missing = 0
         for row in split_rows:
             stem = clip_stem(row["youtube_id"], row["time_start"], row["time_end"])
             path = videos.get(stem)
             if path is None:
                 missing += 1
-                missing_lines.append(f"{split} {row['youtube_id']} {stem}.mp4\n")
+                missing_lines.append(f"{split} {row['youtube_id']} {stem}.mp4")
                 continue
-            rel = os.path.relpath(path, data_dir)
-            lines.append(f"{rel} {label_index[row['label']]}\n" if split in labelled else f"{rel}\n")
-        name = f"{split}.csv" if split in labelled else f"{split}_unlabeled.csv"
-        (data_dir / name).write_text("".join(lines))
-        counts[split] = {"found": len(lines), "missing": missing, "labelled": int(split in labelled)}
-    (data_dir / "missing.txt").write_text("".join(missing_lines))
+            found.append((path, label_index[row["label"]] if split in labelled else None))
+        write_split(data_dir, split, found, labelled=split in labelled)
+        counts[split] = {"found": len(found), "missing": missing, "labelled": int(split in labelled)}
+    write_missing(data_dir, missing_lines)
     return counts
 
 

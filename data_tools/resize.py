@@ -25,7 +25,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+from data_tools.layout import is_video_name
+
 PART_SUFFIX = ".part"
 
 
@@ -100,7 +101,7 @@ def plan(src: Path, dst: Path, short_side: int, upscale: bool, crf: int, preset:
             dirs[:] = []  # DST inside SRC: do not resize our own outputs
             continue
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
+            if not is_video_name(name):  # any container FFmpeg reads, not only .mp4-like ones
                 continue
             rel = Path(root, name).relative_to(src).with_suffix(".mp4")
             out = dst / rel
