@@ -6,6 +6,7 @@ import json
 import shutil
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -116,3 +117,13 @@ def test_lightning_fit_validate_test(synthetic_data_dir, synthetic_datamodule_kw
     num_test = len(dm.videos("test"))
     assert set(model.test_views.values()) == {1}
     assert sorted(model.test_views) == [(v, k) for v in range(num_test) for k in range(6)]
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "configs" / "data").glob("*.yaml")))
+def test_data_presets_build_a_datamodule(preset: str, tmp_path: Path):
+    """Every configs/data preset names only real options with valid values (data_dir aside)."""
+    from videotok.config import load_config
+
+    options = load_config(Path(__file__).resolve().parents[1] / "configs" / "data" / preset)["data"]
+    dm = KineticsDataModule(**{**options, "data_dir": str(tmp_path), "synthetic": False})
+    assert dm.decoder == options.get("decoder", "decord")
