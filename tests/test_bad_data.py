@@ -102,6 +102,15 @@ def test_training_skips_and_counts_the_broken_videos_every_epoch(bad_data: dict,
     assert val["val/videos"] == 12 and val["val/skipped_videos"] == 0
 
 
+def test_fit_console_has_no_ffmpeg_lines_and_no_lightningcli_warning(trained: dict):
+    """Issue 13: decoder messages go to the log (the skipped line carries the reason), and
+    LightningCLI does not warn about the arguments videotok hands it."""
+    stderr = trained["stderr"]
+    for noise in ("moov atom", "video_reader.cc", "Invalid data found", "LightningCLI's args", "LeafSpec"):
+        lines = [line for line in stderr.splitlines() if noise in line and not line.startswith("skipped ")]
+        assert not lines, (noise, lines[:3])
+
+
 def test_evaluate_names_the_broken_test_video(bad_data: dict, trained: dict, tmp_path: Path, capsys, one_thread):
     data = bad_data["data"]
     config = tmp_path / "config.yaml"

@@ -83,8 +83,10 @@ def _stop_code(code: int) -> int:
 def run_lightning(argv: Sequence[str]) -> int:
     _prepare_process()
     from videotok.config import expand_configs
+    from videotok.console import quiet_lightning_console
     from videotok.train.lightning_cli import VideoTokCLI
 
+    quiet_lightning_console()
     VideoTokCLI(args=expand_configs(argv))
     return 0
 
