@@ -38,6 +38,7 @@ Evaluation decodes all views of a video before yielding any, so a video contribu
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from typing import Optional, Union
 
@@ -225,7 +226,7 @@ class VideoClipDataset(IterableDataset):
             news = [m for m in messages if m not in outcome]
             if news:  # decord's exception often says only "Error reading FILE...": add FFmpeg's why
                 outcome += f" (FFmpeg: {news[0][:200]})"
-            reasons.append(outcome)
+            reasons.append(outcome.replace(path, os.path.basename(path)))  # reported beside its path
         return (path, "; ".join(reasons))
 
     def _load_with(self, decoder: str, path: str, label: int, index: int) -> Union[list[dict], str]:
