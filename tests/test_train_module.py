@@ -85,3 +85,24 @@ def test_init_checkpoint_starts_a_reducer_with_parameters_from_a_baseline(tmp_pa
     torch.save({"state_dict": baseline.state_dict()}, path)
     module = tiny(reducer="semantic", reducer_args={"layer": 2, "tokens": "1x2x2"}, init_checkpoint=str(path))
     assert torch.equal(module.model.blocks[0].attn.qkv.weight, baseline.model.blocks[0].attn.qkv.weight)
+
+
+def test_videos_read_by_the_fallback_decoder_are_counted_and_named(capsys, one_thread):
+    """`batch["fallbacks"]` (path, decoder, reason) from the data: `train/decoder_fallbacks` is
+    the running count of the pass, `val/decoder_fallbacks` the pass's sum, each video named."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    def batch(fallbacks: list) -> dict:
+        return {"video": torch.randn(2, 3, 4, 32, 32), "label": torch.tensor([0, 1]),
+                "view_index": torch.zeros(2, dtype=torch.long), "fallbacks": fallbacks}
+
+    one = ("train/a.nut", "pyav", "decord: cannot open")
+    batches = [batch([one]), batch([]), batch([("train/b.nut", "pyav", "decord: cannot open")])]
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(tiny(), train_dataloaders=DataLoader(batches, batch_size=None),
+                val_dataloaders=DataLoader(batches[:1], batch_size=None))
+    assert trainer.callback_metrics["train/decoder_fallbacks"] == 2
+    assert trainer.callback_metrics["val/decoder_fallbacks"] == 1
+    assert "read by pyav train/a.nut: decord: cannot open" in capsys.readouterr().err

@@ -91,7 +91,7 @@ class VideoClassifier(L.LightningModule):
                 f"clip_top{top5}": MulticlassAccuracy(num_classes, top_k=top5, average="micro"),
                 "loss": MeanMetric(),
                 "videos": SumMetric(),
-                **({} if stage == "train" else {"skipped_videos": SumMetric()}),
+                **({} if stage == "train" else {"skipped_videos": SumMetric(), "decoder_fallbacks": SumMetric()}),
             }))
         self._local_trackers: dict[str, FailureTracker] = {}
         self._train_totals = (0, 0)  # DDP: (failed, attempted) over every process, last train step
@@ -163,13 +163,19 @@ class VideoClassifier(L.LightningModule):
         skipped = tracker.update(batch, check=not distributed)
         for path, reason in skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)  # every rank reports its own
+        fallbacks = batch.get("fallbacks", ())
+        for path, decoder, reason in fallbacks:
+            print(f"read by {decoder} {path}: {reason}", file=sys.stderr)
         metrics = getattr(self, f"{stage}_metrics")
         metrics["videos"].update(count_loaded_videos(batch))
         if stage == "train":
-            failed = self._train_failures_so_far(tracker) if distributed else tracker.failed
+            failed, fallen_back = (self._train_counts_so_far(tracker) if distributed
+                                   else (tracker.failed, tracker.fallback_count))
             self.log("train/skipped_videos", float(failed), on_step=True, on_epoch=False)
+            self.log("train/decoder_fallbacks", float(fallen_back), on_step=True, on_epoch=False)
         else:
             metrics["skipped_videos"].update(len(skipped))
+            metrics["decoder_fallbacks"].update(len(fallbacks))
         video, label = batch["video"], batch["label"]
         batch_size = max(1, video.shape[0])
         for name, metric in metrics.items():  # every step, so every rank logs the same metrics
@@ -191,15 +197,17 @@ class VideoClassifier(L.LightningModule):
                      batch_size=video.shape[0], sync_dist=True)
         return loss
 
-    def _train_failures_so_far(self, tracker: FailureTracker) -> int:
-        """DDP: this pass's failure counts summed over every process (a collective), the limit
-        applied to them: every rank gets the same totals and stops at the same step."""
-        counts = torch.tensor([tracker.failed, tracker.attempted, tracker.expected or 0],
+    def _train_counts_so_far(self, tracker: FailureTracker) -> tuple[int, int]:
+        """DDP: this pass's failed and fallback-decoded videos summed over every process (a
+        collective), the failure limit applied to them: every rank gets the same totals and stops
+        at the same step."""
+        counts = torch.tensor([tracker.failed, tracker.attempted, tracker.expected or 0, tracker.fallback_count],
                               dtype=torch.long, device=self.device)
-        failed, attempted, expected = (int(v) for v in self.trainer.strategy.reduce(counts, reduce_op="sum").tolist())
+        failed, attempted, expected, fallen_back = (
+            int(v) for v in self.trainer.strategy.reduce(counts, reduce_op="sum").tolist())
         self._train_totals = (failed, attempted)
         tracker.check_totals(failed, attempted, self._processes(), expected=expected or None, final=False)
-        return failed
+        return failed, fallen_back
 
     def _blank_step(self) -> Tensor:
         """DDP, a batch whose every video failed: this rank must still run forward and backward,
