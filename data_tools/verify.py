@@ -79,12 +79,11 @@ def _check_pyav(path: str) -> str | None:
 
 def check_video(path: str, decoder: str) -> str | None:
     """None if ``path`` decodes (first/middle/last frames), else the reason it does not."""
-    if not os.path.exists(path):
-        return "missing file"
-    if not os.path.isfile(path):
-        return "not a file"
-    if os.path.getsize(path) == 0:
-        return "empty file (0 bytes)"
+    from videotok.data.video_reader import file_problem  # the rule training applies
+
+    problem = file_problem(path)
+    if problem is not None:
+        return problem
     return _check_decord(path) if decoder == "decord" else _check_pyav(path)
 
 
