@@ -48,9 +48,10 @@ def _validate(data_dir: Path, root: Path, *extra: str) -> list[str]:
     # evit at blocks 1, 3, 4 must keep at least one token at each.
     (["--reducer", "evit", "--reducer-arg", "keep_rate=0.001"],
      ["reducer 'evit'", "keep_rate=0.001", "keeps 0.008 of the 8 patch tokens", "allowed: keep_rate in [0."]),
+    (["--process_group_timeout", "0"], ["--process_group_timeout", "expected seconds > 0, got 0"]),
 ], ids=["unknown-reducer", "unknown-model", "unknown-reducer-arg", "reducer-arg-without-reducer",
         "schedule-removes-every-frame", "reducer-vs-attention-mode", "tome-schedule-below-one-token",
-        "evit-keep-rate-below-one-token"])
+        "evit-keep-rate-below-one-token", "process-group-timeout-not-positive"])
 def test_bad_option_fails_with_one_line(capsys, synthetic_data_dir: Path, tmp_path: Path, extra, expected):
     root = tmp_path / "run"
     _fails(capsys, _validate(synthetic_data_dir, root, *extra), "videotok validate: error:", *expected)

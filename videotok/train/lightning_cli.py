@@ -67,6 +67,9 @@ class VideoTokCLI(LightningCLI):
             if threads < 1:
                 raise ValueError(f"--torch_threads: expected an integer >= 1, got {threads}")
             torch.set_num_threads(threads)
+        seconds = self._get(self.config, "process_group_timeout")
+        if seconds is None or seconds <= 0:
+            raise ValueError(f"--process_group_timeout: expected seconds > 0, got {seconds}")
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self._get(self.config_init, "trainer", default={})
@@ -92,8 +95,8 @@ class VideoTokCLI(LightningCLI):
         """The process that started the other ranks (Lightning's DDP launcher) lets them finish
         (their own error line, teardown) before it exits: they die with it (see
         `videotok.cli._prepare_process`)."""
-        trainer = getattr(self, "trainer", None)
-        for process in getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", []):
+        launcher = self.trainer.strategy.launcher if hasattr(self, "trainer") else None
+        for process in getattr(launcher, "procs", ()):  # only Lightning's subprocess launcher has them
             try:
                 process.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
@@ -101,9 +104,8 @@ class VideoTokCLI(LightningCLI):
 
     def _set_process_group_timeout(self, trainer, configured_strategy: Any) -> None:
         """Apply `--process_group_timeout` to a strategy named by string (a strategy given as
-        `class_path`/`init_args` keeps its own `timeout`)."""
+        `class_path`/`init_args` keeps its own `timeout`; the value was checked before any class
+        was built)."""
         seconds = self._get(self.config, "process_group_timeout")
-        if seconds is None or seconds <= 0:
-            raise ValueError(f"--process_group_timeout: expected seconds > 0, got {seconds}")
         if isinstance(configured_strategy, (str, type(None))) and hasattr(trainer.strategy, "_timeout"):
             trainer.strategy._timeout = timedelta(seconds=seconds)  # read when the process group starts
