@@ -70,10 +70,7 @@ def convert(
     if not classes:
         raise ValueError("no labelled split: need at least the train list with a label column")
     label_index = {name: i for i, name in enumerate(classes)}
-    videos, dupes = index_videos(videos_dir)
-    if dupes:
-        print(f"warning: {len(dupes)} clip(s) found more than once, using the first: "
-              f"{', '.join(dupes[:5])}", file=sys.stderr)
+    videos = index_videos(videos_dir, what="clip")
 
     write_classes(data_dir, classes)
     counts: dict[str, dict[str, int]] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -42,8 +43,9 @@ def walk_videos(root: Path) -> Iterable[Path]:
                 yield Path(folder) / name
 
 
-def index_videos(videos_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Every video under ``videos_dir`` by file stem; also the stems found more than once."""
+def index_videos(videos_dir: Path, what: str = "video") -> dict[str, Path]:
+    """Every video under ``videos_dir`` by file stem; a stem found more than once keeps its first
+    file, and a warning names such stems (``what``: the noun for one, e.g. "clip")."""
     found: dict[str, Path] = {}
     dupes: list[str] = []
     for path in walk_videos(videos_dir):
@@ -51,7 +53,10 @@ def index_videos(videos_dir: Path) -> tuple[dict[str, Path], list[str]]:
             dupes.append(path.stem)
             continue
         found[path.stem] = path
-    return found, dupes
+    if dupes:
+        print(f"warning: {len(dupes)} {what}(s) found more than once, using the first: "
+              f"{', '.join(dupes[:5])}", file=sys.stderr)
+    return found
 
 
 def write_classes(data_dir: Path, classes: Sequence[str]) -> Path:

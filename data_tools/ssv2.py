@@ -75,10 +75,7 @@ def convert(annotations: Path, videos_dir: Path, data_dir: Path, test_split: str
     """Write the CSVs, classes.txt and missing.txt; return per-split found/missing counts."""
     classes = read_labels(annotations / "labels.json")
     label_index = {name: i for i, name in enumerate(classes)}
-    videos, dupes = index_videos(videos_dir)
-    if dupes:
-        print(f"warning: {len(dupes)} video id(s) found more than once, using the first: "
-              f"{', '.join(dupes[:5])}", file=sys.stderr)
+    videos = index_videos(videos_dir, what="video id")
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, name in ANNOTATION_FILES.items():
         if (annotations / name).is_file():
