@@ -41,7 +41,7 @@ def tracked(model: nn.Module, video: torch.Tensor) -> tuple[TokenState, TokenSta
 def divided_blocks(model: nn.Module, video: torch.Tensor) -> set[int]:
     """Indices of the blocks that ran TimeSformer's divided attention on `video`."""
     ran: set[int] = set()
-    hooks = [b.temporal_attn.register_forward_hook(lambda *_, i=i: ran.add(i)) for i, b in enumerate(model.blocks)]
+    hooks = [b.temporal_norm1.register_forward_hook(lambda *_, i=i: ran.add(i)) for i, b in enumerate(model.blocks)]
     with torch.no_grad():
         model(video)
     for h in hooks:

@@ -174,7 +174,7 @@ def test_gradients_reach_every_parameter(name: str, setting: Setting, backbone: 
     divided_ran: set[int] = set()
     for i, block in enumerate(model.blocks):
         if hasattr(block, "temporal_attn"):
-            block.temporal_attn.register_forward_hook(lambda *_, i=i: divided_ran.add(i))
+            block.temporal_norm1.register_forward_hook(lambda *_, i=i: divided_ran.add(i))
     logits = model(clip(2))
     nn.functional.cross_entropy(logits, torch.tensor([0, 3])).backward()
     expected_unused = _joint_temporal_params(model, divided_ran)

@@ -33,11 +33,15 @@ class AttnInfo:
     received_attn: Optional[Tensor] = None  # [B, N], mean over heads and queries
 
 
-def size_bias(size: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
-    """[B, N] sizes -> [B, 1, 1, N] additive logits bias, computed in float32 then cast."""
-    if size is None:
+def size_bias(size: Optional[Tensor], dtype: torch.dtype, valid: Optional[Tensor] = None) -> Optional[Tensor]:
+    """[B, N] sizes and/or [B, N] bool valid keys -> [B, 1, 1, N] additive logits bias (log size, and
+    -inf where a key is padding), computed in float32 then cast."""
+    if size is None and valid is None:
         return None
-    return size.float().clamp_min(1e-6).log()[:, None, None, :].to(dtype)
+    bias = torch.zeros(valid.shape, device=valid.device) if size is None else size.float().clamp_min(1e-6).log()
+    if valid is not None:
+        bias = bias.masked_fill(~valid, float("-inf"))
+    return bias[:, None, None, :].to(dtype)
 
 
 class Attention(nn.Module):
@@ -58,8 +62,8 @@ class Attention(nn.Module):
         b, n, _ = t.shape
         return t.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, size: Optional[Tensor]) -> Tensor:
-        bias = size_bias(size, q.dtype)
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, size: Optional[Tensor], valid: Optional[Tensor] = None) -> Tensor:
+        bias = size_bias(size, q.dtype, valid)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0
         )  # [B, heads, Nq, head_dim]
@@ -72,13 +76,41 @@ class Attention(nn.Module):
         size: Optional[Tensor] = None,
         request: Optional[AttnRequest] = None,
         num_prefix: int = 1,
+        valid: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[AttnInfo]]:
-        """x [B, N, C] -> ([B, N, C], info about this attention when `request` asks for it)."""
+        """x [B, N, C] -> ([B, N, C], info about this attention when `request` asks for it).
+
+        valid: optional [B, N] bool, False for padding that no query may attend to (its own output
+        is meaningless and must be discarded by the caller)."""
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [B, h, N, d]
-        out = self._attend(q, k, v, size)
-        info = self.describe(q, k, size, request, num_prefix) if request is not None else None
+        out = self._attend(q, k, v, size, valid)
+        info = self.describe(q, k, size, request, num_prefix, valid) if request is not None else None
         return out, info
+
+    def gathered(self, x: Tensor, index: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+        """Every token of x [B, N, C] attends to its own K tokens of x, index [B, N, K] (valid [B, N, K]
+        bool masks slots out). Divided attention's temporal half on merged tokens: the K = T tokens
+        at a query's place in every frame. Keys and values are projected once per token, then gathered,
+        so the cost is N projections and N x K logits, as for the temporal attention of the grid."""
+        b, n, c = x.shape
+        slots = index.shape[-1]
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x [B, N, C]
+        flat = index.reshape(b, n * slots, 1).expand(-1, -1, c)  # [B, N*K, C]
+
+        def per_query(t: Tensor, count: int) -> Tensor:
+            # [B, N*count, C] -> [B*N, heads, count, head_dim]
+            return t.reshape(b * n, count, self.num_heads, self.head_dim).transpose(1, 2)
+
+        mask = None
+        if valid is not None:
+            mask = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
+            mask = mask.reshape(b * n, 1, 1, slots)
+        out = F.scaled_dot_product_attention(
+            per_query(q, 1), per_query(k.gather(1, flat), slots), per_query(v.gather(1, flat), slots),
+            attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0,
+        )  # [B*N, heads, 1, head_dim]
+        return self.proj_drop(self.proj(out.reshape(b, n, c)))
 
     def cross(self, queries: Tensor, context: Tensor, context_size: Optional[Tensor] = None) -> Tensor:
         """Attention of `queries` [B, Nq, C] over `context` [B, Nk, C] with this layer's weights.
@@ -95,12 +127,13 @@ class Attention(nn.Module):
         return self._attend(q, self._heads(k), self._heads(v), context_size)
 
     def describe(
-        self, q: Tensor, k: Tensor, size: Optional[Tensor], request: AttnRequest, num_prefix: int
+        self, q: Tensor, k: Tensor, size: Optional[Tensor], request: AttnRequest, num_prefix: int,
+        valid: Optional[Tensor] = None,
     ) -> AttnInfo:
         info = AttnInfo()
         if request.keys:
             info.keys = k.mean(dim=1)  # [B, N, d], head-averaged
-        bias = size_bias(size, torch.float32)
+        bias = size_bias(size, torch.float32, valid)
         if request.cls_attn:
             if num_prefix < 1:
                 raise ValueError("CLS attention was requested from a model without a CLS token")
@@ -110,10 +143,12 @@ class Attention(nn.Module):
             info.cls_attn = logits.softmax(dim=-1).mean(dim=1)[:, 0]  # [B, N]
         if request.received_attn:
             received = torch.zeros(k.shape[0], k.shape[2], device=k.device, dtype=torch.float32)
-            for chunk in q.float().split(256, dim=2):  # bounded memory: [B, h, 256, N] at a time
-                logits = (chunk @ k.float().transpose(-2, -1)) * self.scale
+            queries = torch.ones_like(received) if valid is None else valid.float()  # padding asks nothing
+            for start in range(0, q.shape[2], 256):  # bounded memory: [B, h, 256, N] at a time
+                logits = (q[:, :, start : start + 256].float() @ k.float().transpose(-2, -1)) * self.scale
                 if bias is not None:
                     logits = logits + bias
-                received += logits.softmax(dim=-1).sum(dim=2).mean(dim=1)
-            info.received_attn = received / q.shape[2]  # [B, N]
+                rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N]
+                received += (rows * queries[:, start : start + 256, None]).sum(dim=1)
+            info.received_attn = received / queries.sum(1, keepdim=True).clamp_min(1)  # [B, N]
         return info

@@ -1,6 +1,7 @@
-"""Transformer block over a TokenState: joint attention, or TimeSformer's divided space-time attention
-while the tokens still form the full grid. Parameter names follow timm's ViT Block (plus TimeSformer's
-temporal_norm1 / temporal_attn / temporal_fc), so image checkpoints load by name.
+"""Transformer block over a TokenState: joint attention, or TimeSformer's divided space-time attention,
+on the full grid (reshapes) or on merged tokens (placed by `TokenState.owner`, videotok.layers.placement).
+Parameter names follow timm's ViT Block (plus TimeSformer's temporal_norm1 / temporal_attn /
+temporal_fc), so image checkpoints load by name.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from timm.layers import DropPath, LayerScale, Mlp
 from torch import Tensor, nn
 
 from videotok.layers.attention import Attention, AttnInfo, AttnRequest
+from videotok.layers.placement import FrameBuckets, frame_buckets, place
 from videotok.reduce.state import TokenState
 
 
@@ -57,10 +59,14 @@ class Block(nn.Module):
         return state.size if (self.proportional and state.merged) else None
 
     def attend(self, state: TokenState, request: Optional[AttnRequest]) -> tuple[TokenState, Optional[AttnInfo]]:
-        """Attention half of the block: divided while the grid holds (and the block has a temporal
-        branch), joint otherwise, reusing the spatial attention weights."""
+        """Attention half of the block: divided when the block has a temporal branch (on the grid by
+        reshapes, on merged tokens by their places), joint otherwise. Only tokens without places
+        (semantic tokens, owner None) make a divided block fall back to joint attention with its
+        spatial weights."""
         if self.divided and state.grid is not None:
             return self._divided(state, request)
+        if self.divided and state.owner is not None:
+            return self._divided_placed(state, request)
         delta, info = self.attn(self.norm1(state.x), self._sizes(state), request, state.num_prefix)
         return state.replace(x=state.x + self.drop_path1(self.ls1(delta))), info
 
@@ -110,6 +116,79 @@ class Block(nn.Module):
         res = torch.cat([res_s[:, :, :p].mean(dim=1), res_s[:, :, p:].reshape(b, t * hw, c)], dim=1)
         x = torch.cat([prefix, patches], dim=1) + self.drop_path1(self.ls1(res))
         return state.replace(x=x), (self._frames_to_video(info, b, t, p) if info is not None else None)
+
+    def _divided_placed(self, state: TokenState, request: Optional[AttnRequest]) -> tuple[TokenState, Optional[AttnInfo]]:
+        """Divided attention on merged tokens: temporal attention over the token at each token's place
+        in every frame, then spatial attention among the tokens of each frame (padded to the fullest
+        frame and masked), the prefix copied into every frame and averaged over the frames that
+        have tokens. The same weights and order as `_divided`; the same result on the full grid."""
+        p = state.num_prefix
+        x = state.x
+        b, _, c = x.shape
+        prefix, patches = x[:, :p], x[:, p:]
+        n = patches.shape[1]
+        frames = state.owner.shape[1]
+        sizes = self._sizes(state)
+        placed = place(state.owner, state.pos[:, p:])
+
+        # temporal: each token attends to the T tokens at its place, one per frame: [B, n, T] keys
+        res_t = self.temporal_attn.gathered(self.temporal_norm1(patches), placed.neighbours, placed.present)
+        patches = patches + self.drop_path1(self.temporal_fc(res_t))
+
+        # spatial: [B, n, C] -> [B*T, P+M, C], each frame's tokens padded to M, prefix in each frame
+        buckets = frame_buckets(placed.frame, frames)
+        m = buckets.index.shape[-1]
+        flat = buckets.index.reshape(b, frames * m)  # [B, T*M], padding points at slot n
+        spread = flat.unsqueeze(-1).expand(-1, -1, c)
+        padded = torch.cat([patches, patches.new_zeros(b, 1, c)], dim=1)  # [B, n+1, C]
+        xs = padded.gather(1, spread).reshape(b, frames, m, c)
+        xs = torch.cat([prefix.unsqueeze(1).expand(b, frames, p, c), xs], dim=2).reshape(b * frames, p + m, c)
+        valid = torch.cat([buckets.valid.new_ones(b, frames, p), buckets.valid], dim=2).reshape(b * frames, p + m)
+        size_s = None
+        if sizes is not None:
+            patch_sizes = torch.cat([sizes[:, p:], sizes.new_ones(b, 1)], dim=1).gather(1, flat).reshape(b, frames, m)
+            size_s = torch.cat([sizes[:, :p].unsqueeze(1).expand(b, frames, p), patch_sizes], dim=2)
+            size_s = size_s.reshape(b * frames, p + m)
+        res_s, info = self.attn(self.norm1(xs), size_s, request, p, valid)
+        res_s = res_s.reshape(b, frames, p + m, c)
+        occupied = (buckets.count > 0).to(res_s.dtype)  # [B, T]: frames left without tokens do not vote
+        res_prefix = (res_s[:, :, :p] * occupied[:, :, None, None]).sum(1) / occupied.sum(1)[:, None, None]
+        res_patches = res_s.new_zeros(b, n + 1, c).scatter_add(1, spread, res_s[:, :, p:].reshape(b, frames * m, c))
+        res = torch.cat([res_prefix, res_patches[:, :n]], dim=1)
+        x = torch.cat([prefix, patches], dim=1) + self.drop_path1(self.ls1(res))
+        if info is not None:
+            info = self._buckets_to_video(info, buckets, occupied, p)
+        return state.replace(x=x), info
+
+    @staticmethod
+    def _buckets_to_video(info: AttnInfo, buckets: FrameBuckets, occupied: Tensor, p: int) -> AttnInfo:
+        """Per-frame attention info [B*T, P+M, ...] -> per-video [B, P+n, ...], as `_frames_to_video`
+        (prefix averaged over the occupied frames, patch scores divided by their number), padding
+        discarded."""
+        b, frames, m = buckets.index.shape
+        n = int(buckets.count[0].sum())
+        flat = buckets.index.reshape(b, frames * m)
+        used = occupied.sum(1)  # [B]
+
+        def merge(v: Optional[Tensor], scale_patches: bool) -> Optional[Tensor]:
+            if v is None:
+                return None
+            v = v.reshape(b, frames, *v.shape[1:])  # [B, T, P+M, ...]
+            tail = (1,) * (v.dim() - 3)
+            weight = occupied.to(v.dtype).view(b, frames, 1, *tail)
+            prefix = (v[:, :, :p] * weight).sum(1) / used.to(v.dtype).view(b, 1, *tail)
+            values = v[:, :, p:].reshape(b, frames * m, *v.shape[3:])
+            index = flat.view(b, frames * m, *tail).expand_as(values)
+            patches = v.new_zeros(b, n + 1, *v.shape[3:]).scatter_add(1, index, values)[:, :n]
+            if scale_patches:
+                patches = patches / used.to(v.dtype).view(b, 1, *tail)
+            return torch.cat([prefix, patches], dim=1)
+
+        return AttnInfo(
+            keys=merge(info.keys, False),
+            cls_attn=merge(info.cls_attn, True),
+            received_attn=merge(info.received_attn, True),
+        )
 
     @staticmethod
     def _frames_to_video(info: AttnInfo, b: int, t: int, p: int) -> AttnInfo:

@@ -67,7 +67,20 @@ def apply_plan(
     if state.source is not None:
         source = scatter(state.source, kept.float())
     merged = state.merged or bool(plan.num_out < num_tokens)
-    return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged)
+    owner = None if state.owner is None else follow_owner(state.owner, plan.dest, state.num_prefix)
+    return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged,
+                         owner=owner)
+
+
+def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:
+    """Where each original patch lives after a plan: owner [B, T, H, W] (patch-token indices, -1 =
+    dropped) through dest [B, P + n] -> the new owner map. A patch merged into a prefix slot counts as
+    dropped (it no longer has a place of its own)."""
+    batch = owner.shape[0]
+    flat = owner.reshape(batch, -1)  # [B, T*H*W]
+    moved = dest.expand(batch, -1).gather(1, flat.clamp_min(0) + num_prefix) - num_prefix  # [B, T*H*W]
+    moved = torch.where((flat >= 0) & (moved >= 0), moved, torch.full_like(moved, -1))
+    return moved.reshape(owner.shape)
 
 
 def keep_plan(keep: Tensor) -> MergePlan:

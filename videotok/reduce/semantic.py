@@ -37,7 +37,8 @@ Choices where the paper is silent or does not fit a video backbone (ours):
     by attention, not size-weighted averages, and STViT has no proportional attention. Sizes are kept
     as bookkeeping (which patches a semantic token was initialised from) and weight `global_pool="avg"`.
   - TimeSformer: blocks before L run divided attention; the generating and later blocks run joint
-    attention with their spatial weights (their temporal branch is unused).
+    attention with their spatial weights (their temporal branch is unused): the semantic tokens carry
+    no place (`TokenState.owner` is None), and the method is trained, so it learns that attention.
 """
 from __future__ import annotations
 
@@ -101,6 +102,9 @@ class SemanticTokens(Reducer):
     """
 
     adds_parameters = True
+    divided_attention = (
+        "divided before `layer`; joint over the semantic tokens after it (they have no places; the method is trained)"
+    )
 
     def __init__(
         self,
@@ -169,7 +173,8 @@ class SemanticTokens(Reducer):
             raise ValueError(f"semantic at block {self.layer}: the tokens no longer form a regular grid to pool")
         cells = self.initial_tokens(state)  # [CLS; P] with the cells' sizes and positions
         s1 = block.cross_layer(cells.x, state.x)
-        return cells.replace(x=s1, context=state.x)
+        # owner=None: semantic tokens are cluster centres without places, so later blocks attend jointly
+        return cells.replace(x=s1, context=state.x, owner=None)
 
     def _second_generating(self, block: Block, state: TokenState) -> TokenState:
         if state.context is None:

@@ -30,6 +30,12 @@ class TokenState:
     merged:  True once any token stands for more than one original token, so attention must be
              proportional; lets the unit-size case skip the bias (exactly plain attention).
     context: optional [B, M, C] keys-only tokens a reducer hands to the next block (semantic tokens).
+    owner:   optional [B, T0, H0, W0] long: for every patch of the grid the tokens started from, the
+             index (among the patch tokens, prefix excluded) of the token now holding it, -1 once
+             dropped. It is what lets divided attention run on tokens that no longer form the grid:
+             spatial attention groups the tokens by frame, temporal attention finds the token at the
+             same place in every other frame. None where a strategy replaces the tokens by something
+             without places (semantic tokens), so later blocks attend jointly.
     """
 
     x: Tensor
@@ -41,6 +47,7 @@ class TokenState:
     frames: Optional[int] = None
     merged: bool = False
     context: Optional[Tensor] = None
+    owner: Optional[Tensor] = None
 
     @classmethod
     def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
@@ -65,7 +72,8 @@ class TokenState:
         source = None
         if track_source:
             source = torch.eye(num_tokens, device=device, dtype=torch.float32).unsqueeze(0).expand(batch, -1, -1)
-        return cls(x=x, size=size, pos=pos, grid=grid, num_prefix=num_prefix, source=source, frames=t)
+        owner = torch.arange(t * h * w, device=device).reshape(1, t, h, w).expand(batch, -1, -1, -1)  # [B, T, H, W]
+        return cls(x=x, size=size, pos=pos, grid=grid, num_prefix=num_prefix, source=source, frames=t, owner=owner)
 
     @property
     def num_tokens(self) -> int:

@@ -1,0 +1,103 @@
+"""Where merged tokens sit in space-time, for divided attention on tokens that no longer form the grid.
+
+TimeSformer's divided attention needs two neighbourhoods per token: the tokens of its own frame
+(spatial attention) and the tokens at its place in every frame (temporal attention). On the full
+grid both are reshapes. After merging, each token covers a set of original patches, which
+`TokenState.owner` records (patch -> token). A token is placed at its *anchor*: the patch it covers
+that lies nearest to its centre of mass (ties: the first in t-major order). The anchor always lies
+inside the token's own footprint, so
+
+  - its frame is the anchor's frame (spatial attention groups tokens by it);
+  - the token at its place in frame t' is the owner of (t', anchor's h, w), and in its own frame that
+    is the token itself. When a reducer merges the same patches in every frame (tome scope="tube",
+    pooling), this finds exactly the corresponding token of each frame: divided attention is then
+    exact. A token spanning several frames appears once per frame it covers, so its weight in the
+    temporal softmax grows with its temporal extent, as its patches' weights would.
+
+Centres alone would not do: a token merged from two distant patches has its centre in somebody
+else's footprint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Placement:
+    """frame: [B, n] long, each patch token's frame. neighbours: [B, n, T] long, the token at its place
+    in every frame (index among the patch tokens). present: [B, n, T] bool, False where that patch was
+    dropped (its slot must be masked)."""
+
+    frame: Tensor
+    neighbours: Tensor
+    present: Tensor
+
+
+def anchors(owner: Tensor, pos: Tensor) -> Tensor:
+    """owner [B, T, H, W] (patch-token index per original patch, -1 dropped), pos [B, n, 3] patch-token
+    centres -> [B, n] long, the flat t-major index of each token's anchor patch."""
+    batch, t, h, w = owner.shape
+    n = pos.shape[1]
+    flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
+    length = flat.shape[1]
+    held = flat >= 0
+    # drop patches go to a spare slot n so the scatters below stay in range
+    holder = torch.where(held, flat, torch.full_like(flat, n))  # [B, L]
+    coords = torch.stack(
+        torch.meshgrid(*(torch.arange(s, device=owner.device, dtype=pos.dtype) for s in (t, h, w)), indexing="ij"),
+        dim=-1,
+    ).reshape(1, length, 3)  # [1, L, 3]
+    spare = torch.zeros(batch, 1, 3, device=pos.device, dtype=pos.dtype)
+    centre = torch.cat([pos, spare], dim=1).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
+    dist = ((coords - centre) ** 2).sum(-1)  # [B, L], each patch's distance to its holder's centre
+    inf = torch.full((batch, n + 1), float("inf"), device=pos.device, dtype=dist.dtype)
+    nearest = inf.scatter_reduce(1, holder, dist, reduce="amin")  # [B, n+1]
+    is_nearest = dist == nearest.gather(1, holder)  # [B, L]
+    patch_index = torch.arange(length, device=owner.device).expand(batch, -1)
+    candidate = torch.where(is_nearest & held, patch_index, torch.full_like(patch_index, length))
+    first = torch.full((batch, n + 1), length, device=owner.device, dtype=torch.long)
+    first = first.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
+    if bool((first == length).any()):
+        raise ValueError("a token holds no patch of the grid (TokenState.owner disagrees with the tokens)")
+    return first
+
+
+def place(owner: Tensor, pos: Tensor) -> Placement:
+    """The frame of every patch token and the token at its place in every frame (see the module doc)."""
+    batch, t, h, w = owner.shape
+    anchor = anchors(owner, pos)  # [B, n]
+    frame, where = anchor // (h * w), anchor % (h * w)  # [B, n] each
+    per_place = owner.reshape(batch, t, h * w).transpose(1, 2)  # [B, HW, T]
+    found = per_place.gather(1, where.unsqueeze(-1).expand(-1, -1, t))  # [B, n, T]
+    present = found >= 0
+    return Placement(frame=frame, neighbours=found.clamp_min(0), present=present)
+
+
+@dataclass
+class FrameBuckets:
+    """The patch tokens grouped by frame, padded to the fullest frame: index [B, T, M] (pad = n, one
+    past the last token), valid [B, T, M] bool, count [B, T] tokens per frame."""
+
+    index: Tensor
+    valid: Tensor
+    count: Tensor
+
+
+def frame_buckets(frame: Tensor, frames: int) -> FrameBuckets:
+    """[B, n] frame of each patch token -> the tokens of every frame in their original order."""
+    batch, n = frame.shape
+    count = torch.zeros(batch, frames, device=frame.device, dtype=torch.long)
+    count.scatter_add_(1, frame, torch.ones_like(frame))
+    width = max(int(count.max()), 1)
+    order = (frame * n + torch.arange(n, device=frame.device)).argsort(dim=1)  # by frame, then position
+    sorted_frame = frame.gather(1, order)  # [B, n]
+    start = count.cumsum(1) - count  # [B, T], first sorted position of each frame
+    rank = torch.arange(n, device=frame.device) - start.gather(1, sorted_frame)  # [B, n], slot in the frame
+    slot = sorted_frame * width + rank  # [B, n] in [0, T*M)
+    index = torch.full((batch, frames * width), n, device=frame.device, dtype=torch.long)
+    index.scatter_(1, slot, order)
+    valid = index < n
+    return FrameBuckets(index=index.reshape(batch, frames, width), valid=valid.reshape(batch, frames, width), count=count)
