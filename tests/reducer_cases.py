@@ -46,6 +46,7 @@ CASES: dict[str, ReducerCase] = {
         active=(
             Setting({"r": 4}),
             Setting({"r": 2, "scope": "frame"}),
+            Setting({"r": 2, "scope": "tube"}),
             Setting({"r": 6, "inflection": 0.5, "layers": "1,2,4"}),
         ),
     ),

@@ -6,10 +6,14 @@ sizes add). The CLS token is never merged; r is capped at half the mergeable tok
 `bind` refuses a schedule whose r per block, summed, reaches the number of patch tokens.
 Proportional attention follows automatically from `state.merged`.
 
-Scopes:
-  global  match over all spatio-temporal tokens; frames mix, so later blocks run joint attention.
+Scopes (TimeSformer keeps its divided attention in all three: videotok.layers.placement):
+  global  match over all spatio-temporal tokens; tokens may span frames, divided attention places
+          each at its patches (approximate).
   frame   match inside each frame with the same r per frame (r counts per frame); the tokens stay T
-          equal per-frame groups (`frames` = T) but the regular grid is gone.
+          equal per-frame groups (`frames` = T), each frame merged its own way (approximate).
+  tube    one plan for every frame, made from the frame-averaged metric (r counts per frame): the
+          same patches merge in every frame, so each token has exactly one counterpart per frame
+          and divided attention is exact, a TimeSformer on a coarser spatial partition.
 """
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ from typing import Optional
 
 from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.base import BackboneSpec, Reducer
-from videotok.reduce.match import apply_plan, bipartite_soft_matching, per_frame_plan
+from videotok.reduce.match import MergePlan, apply_plan, bipartite_soft_matching, per_frame_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, check_r_schedule, parse_layers, r_per_layer
 from videotok.reduce.state import TokenState
 
-SCOPES = ("global", "frame")
+SCOPES = ("global", "frame", "tube")
 
 
 @register_reducer("tome")
@@ -32,8 +36,11 @@ class ToMe(Reducer):
     r: tokens merged per block (per frame for scope="frame"); 0 is the baseline.
     layers: blocks that merge ("3,6,9", a list, or None/"all" = every block).
     inflection: ToMe's schedule over the merging blocks; 0 constant, > 0 front-loaded, < 0 back-loaded.
-    scope: "global" (all spatio-temporal tokens) or "frame" (each frame alone, equal r per frame).
+    scope: "global" (all spatio-temporal tokens), "frame" (each frame alone, equal r per frame) or
+        "tube" (the same merges in every frame, r per frame).
     """
+
+    divided_attention = "scope=tube: exact; scope=global and frame: approximate (tokens placed by their patches)"
 
     def __init__(self, r: int = 0, layers: LayersArg = None, inflection: float = 0.0, scope: str = "global") -> None:
         super().__init__()
@@ -53,7 +60,7 @@ class ToMe(Reducer):
         amounts = r_per_layer(self.r, len(active), self.inflection)
         self.schedule = {layer: r for layer, r in zip(active, amounts) if r > 0}
         t, h, w = spec.grid
-        patches, where = (h * w, "per frame") if self.scope == "frame" else (t * h * w, "in the sequence")
+        patches, where = (h * w, "per frame") if self.scope in ("frame", "tube") else (t * h * w, "in the sequence")
         check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
@@ -68,12 +75,18 @@ class ToMe(Reducer):
             return apply_plan(state, plan, grid=None, frames=None)
         frames = state.frames
         if frames is None:
-            raise ValueError(f"tome scope='frame' at block {layer}: the tokens no longer form per-frame groups")
+            raise ValueError(f"tome scope={self.scope!r} at block {layer}: the tokens no longer form per-frame groups")
         b, _, d = info.keys.shape
         p = state.num_prefix
-        keys = info.keys[:, p:].reshape(b * frames, -1, d)  # [B, P + T*n, d] -> [B*T, n, d]
-        frame_plan = bipartite_soft_matching(keys, r, num_prefix=0)
-        if frame_plan.num_out == keys.shape[1]:
+        keys = info.keys[:, p:].reshape(b, frames, -1, d)  # [B, P + T*n, d] -> [B, T, n, d]
+        if self.scope == "tube":
+            tube_plan = bipartite_soft_matching(keys.mean(dim=1), r, num_prefix=0)  # one plan, [B, n]
+            n = keys.shape[2]
+            dest = tube_plan.dest.unsqueeze(1).expand(b, frames, n).reshape(b * frames, n)  # the same in every frame
+            frame_plan = MergePlan(dest=dest, num_out=tube_plan.num_out)
+        else:
+            frame_plan = bipartite_soft_matching(keys.reshape(b * frames, -1, d), r, num_prefix=0)  # [B*T, n]
+        if frame_plan.num_out == keys.shape[2]:
             return state
         plan = per_frame_plan(frame_plan, b, frames, p)
         return apply_plan(state, plan, grid=None, frames=frames)
