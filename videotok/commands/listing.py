@@ -26,6 +26,7 @@ def run_reducers(args: argparse.Namespace) -> int:
         adds = getattr(build_reducer(name), "adds_parameters", False)
         trained = " [adds parameters with its defaults: train or fine-tune]" if adds else ""
         print(f"{name}{trained}: {_summary(cls)}")
+        print(f"    divided attention after it (TimeSformer): {cls.divided_attention}")
         for arg, param in reducer_arguments(name).items():
             default = "" if param.default is inspect.Parameter.empty else f" = {param.default!r}"
             print(f"    {arg}{default}")

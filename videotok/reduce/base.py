@@ -41,6 +41,10 @@ class Reducer(nn.Module):
 
     name: str = "none"
     adds_parameters: bool = False  # True for strategies that must be trained
+    # How a TimeSformer block's divided attention runs after this strategy (`videotok reducers`):
+    # exact where the tokens keep one counterpart per place and frame, approximate where merged
+    # tokens are placed by their patches (videotok.layers.placement).
+    divided_attention: str = "exact (the full grid)"
 
     def bind(self, spec: BackboneSpec) -> None:
         """Check the strategy fits the backbone and build any parameters. Raise ValueError if not."""

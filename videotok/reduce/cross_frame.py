@@ -117,6 +117,11 @@ class CrossFrameMerge(Reducer):
         adjacent frames; the grid (T - r, H, W) stays, so divided attention continues).
     """
 
+    divided_attention = (
+        "mode=frames: exact (keeps the grid, fewer frames); "
+        "mode=tokens: approximate (tokens spanning frames are placed by their patches)"
+    )
+
     def __init__(self, r: int = 0, layers: LayersArg = None, window: int = 3, mode: str = "tokens") -> None:
         super().__init__()
         if mode not in MODES:

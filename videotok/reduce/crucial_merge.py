@@ -152,6 +152,8 @@ class CrucialMerge(Reducer):
     coarse_scales: the coarse views' pooling windows, "K" or "TxKxK", comma-separated (see module doc).
     """
 
+    divided_attention = "approximate (merged tokens are placed by their patches)"
+
     def __init__(self, keep_rate: float = 0.7, layers: LayersArg = None, fusion: bool = True, coarse_scales: str = "2") -> None:
         super().__init__()
         kept_after(10, float(keep_rate))  # validates the range with a clear message

@@ -41,6 +41,8 @@ class EViT(Reducer):
         no longer sum to N0, as in EViT's "drop" ablation).
     """
 
+    divided_attention = "approximate (the fused token is placed by its patches)"
+
     def __init__(self, keep_rate: float = 1.0, layers: LayersArg = None, fuse: bool = True) -> None:
         super().__init__()
         kept_after(10, float(keep_rate))  # validates the range with a clear message

@@ -33,6 +33,8 @@ class GridPool(Reducer):
     temporal: frames pooled together; 1 = none. Needs a backbone whose blocks see several frames.
     """
 
+    divided_attention = "exact (keeps a regular, coarser grid)"
+
     def __init__(self, layers: LayersArg = None, kernel: int = 2, temporal: int = 1) -> None:
         super().__init__()
         if int(kernel) < 1 or int(temporal) < 1:

@@ -69,6 +69,8 @@ class RandomReduction(Reducer):
     seed: seeds the eval draw and the training generator.
     """
 
+    divided_attention = "approximate (merged tokens are placed by their patches; dropped places are masked)"
+
     def __init__(
         self,
         r: int = 0,
