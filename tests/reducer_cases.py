@@ -46,7 +46,7 @@ CASES: dict[str, ReducerCase] = {
         active=(
             Setting({"r": 4}),
             Setting({"r": 2, "scope": "frame"}),
-            Setting({"r": 6, "inflection": 0.5, "layers": "1,2,4"}),
+            Setting({"r": 6, "inflection": -0.5, "layers": "1,2,4"}),
         ),
     ),
     "evit": ReducerCase(

@@ -21,9 +21,12 @@ def test_deit_s_tome_r13_fidelity() -> None:
 
 def test_tome_schedule_with_inflection() -> None:
     trace: list[int] = []
-    tiny("vivit_tiny", "tome", r=6, inflection=0.5, layers="1,2,4")(clip(1), trace=trace)
-    # r per layer 9, 6, 3 at blocks 1, 2, 4 (ToMe's schedule over the active blocks)
+    tiny("vivit_tiny", "tome", r=6, inflection=-0.5, layers="1,2,4")(clip(1), trace=trace)
+    # r per layer 9, 6, 3 at blocks 1, 2, 4 (ToMe's schedule over the active blocks; -0.5 decreases)
     assert trace == [145, 145, 136, 130, 130, 127, 127]
+    trace = []
+    tiny("vivit_tiny", "tome", r=6, inflection=0.5, layers="1,2,4")(clip(1), trace=trace)
+    assert trace == [145, 145, 142, 136, 136, 127, 127]  # +0.5 increases: 3, 6, 9
 
 
 def test_tome_frame_scope_merges_inside_each_frame() -> None:

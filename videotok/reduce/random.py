@@ -63,7 +63,8 @@ class RandomReduction(Reducer):
     r: tokens removed per scheduled block (per frame for scope="frame"), capped at half as in ToMe.
     keep_rate: alternatively, share of non-CLS tokens kept at each scheduled block (EViT's count).
     layers: blocks that reduce (None/"all" = every block).
-    inflection: ToMe's (r, inflection) schedule over the scheduled blocks (with `r` only).
+    inflection: ToMe's (r, inflection) schedule over the scheduled blocks (with `r` only), as for tome:
+        > 0 increasing, < 0 decreasing.
     mode: "merge" (into a random survivor, sizes add) or "drop" (discard; sizes no longer sum to N0).
     scope: "global" (over all tokens) or "frame" (the same amount in each frame, frames kept apart).
     seed: seeds the eval draw and the training generator.

@@ -29,19 +29,22 @@ def parse_layers(layers: LayersArg, depth: int, option: str = "layers") -> tuple
 
 
 def r_per_layer(r: int, num_layers: int, inflection: float = 0.0) -> list[int]:
-    """ToMe's (r, inflection) schedule: constant r at 0, decreasing for inflection > 0, increasing < 0.
+    """ToMe's (r, inflection) schedule, exactly as ToMe's `parse_r` (tome/utils.py) computes it.
 
-    The total stays about r * num_layers; the first layer gets r * (1 + inflection), the last
-    r * (1 - inflection).
+    inflection 0 is a constant r; +1 increases from 0 to 2r over the layers, -1 decreases from 2r to
+    0 (ToMe's paper's "decreasing schedule"); values in between interpolate. The ends are
+    low = int(r * (1 - inflection)) and 2r - low, the layers between are spaced evenly and every value
+    is truncated with int(), as ToMe does, so the total can fall a little short of r * num_layers
+    (r=13, inflection=+-1 over 12 layers: 151, not 156). A single layer gets r (ToMe divides by zero).
     """
     if not -1.0 <= inflection <= 1.0:
         raise ValueError(f"inflection={inflection}: must lie in [-1, 1]")
     if num_layers <= 1:
         return [r] * num_layers
-    first = r * (1.0 + inflection)
-    last = r * (1.0 - inflection)
-    step = (last - first) / (num_layers - 1)
-    return [int(round(first + step * i)) for i in range(num_layers)]
+    low = int(r * (1.0 - inflection))
+    high = 2 * r - low
+    step = (high - low) / (num_layers - 1)
+    return [int(low + step * i) for i in range(num_layers)]
 
 
 def kept_after(num_tokens: int, keep_rate: float) -> int:

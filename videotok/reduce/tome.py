@@ -31,7 +31,9 @@ class ToMe(Reducer):
 
     r: tokens merged per block (per frame for scope="frame"); 0 is the baseline.
     layers: blocks that merge ("3,6,9", a list, or None/"all" = every block).
-    inflection: ToMe's schedule over the merging blocks; 0 constant, > 0 front-loaded, < 0 back-loaded.
+    inflection: ToMe's (r, inflection) schedule over the merging blocks, ToMe's sign and rounding: 0
+        constant, > 0 increasing (back-loaded), < 0 decreasing (front-loaded; -1 is the paper's
+        "decreasing schedule").
     scope: "global" (all spatio-temporal tokens) or "frame" (each frame alone, equal r per frame).
     """
 
