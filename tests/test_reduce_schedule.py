@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videotok.reduce.schedule import check_not_below_one, kept_after, parse_layers, r_per_layer
+from videotok.reduce.schedule import (capped_amounts, check_not_below_one, check_r_schedule, kept_after, largest_r,
+                                     parse_layers, r_per_layer)
 
 
 def test_parse_layers() -> None:
@@ -54,3 +55,34 @@ def test_kept_after_and_floor() -> None:
         kept_after(10, 0.0)
     with pytest.raises(ValueError, match="reduce less"):
         check_not_below_one("x", 0, "after block 3")
+
+
+def test_capped_amounts_is_tomes_half_cap() -> None:
+    # DeiT-S: 196 patches, r=16 in 12 blocks; the last block sees 20 and merges 10 (186 of 192 in all)
+    runs = capped_amounts(196, [16] * 12)
+    assert runs == [16] * 11 + [10] and sum(runs) == 186
+    assert capped_amounts(196, [15] * 12) == [15] * 12
+    assert capped_amounts(7, [5, 5]) == [3, 2]
+
+
+def test_check_r_schedule_refuses_what_the_cap_would_lower() -> None:
+    assert largest_r(196, 12, 0.0) == 15
+    check_r_schedule("tome", 15, [15] * 12, 196, "in the sequence", 0.0, layers=range(12))
+    with pytest.raises(ValueError, match=r"reducer 'tome': r=16 .*asks block 11 to remove 16 of the 20 patch tokens in "
+                                         r"the sequence entering it, but at most half of them \(10\).*186 of the 192 .*"
+                                         r"leaving 10 of the 196.*allowed: r in 0\.\.15 "):
+        check_r_schedule("tome", 16, [16] * 12, 196, "in the sequence", 0.0, layers=range(12))
+    # the block is named by its index when the schedule's blocks are given, by position otherwise
+    with pytest.raises(ValueError, match=r"asks block 9 to remove 12 of the 12 patch tokens per frame"):
+        check_r_schedule("tome", 12, [12] * 3, 36, "per frame", 0.0, layers=[3, 6, 9])
+    with pytest.raises(ValueError, match=r"asks block 2 to remove 12 "):
+        check_r_schedule("tome", 12, [12] * 3, 36, "per frame", 0.0)
+    # every r up to the largest runs as asked (for each inflection), the next one does not
+    for inflection in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        largest = largest_r(196, 12, inflection)
+        for r in range(largest + 1):
+            amounts = r_per_layer(r, 12, inflection)
+            assert capped_amounts(196, amounts) == amounts
+            check_r_schedule("tome", r, amounts, 196, "in the sequence", inflection)
+        with pytest.raises(ValueError, match=rf"allowed: r in 0\.\.{largest} "):
+            check_r_schedule("tome", largest + 1, r_per_layer(largest + 1, 12, inflection), 196, "", inflection)

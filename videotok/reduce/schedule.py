@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 LayersArg = Union[str, Sequence[int], None]
 
@@ -60,24 +60,57 @@ def check_not_below_one(name: str, remaining: int, detail: str) -> None:
         raise ValueError(f"reducer {name!r}: the schedule leaves {remaining} patch tokens ({detail}); reduce less")
 
 
+def capped_amounts(patches: int, amounts: Sequence[int]) -> list[int]:
+    """What ToMe's cap lets run of the per-block `amounts` on `patches` tokens (per frame where r
+    counts per frame): each block removes min(r, n // 2) of the n patch tokens entering it."""
+    runs, n = [], patches
+    for asked in amounts:
+        runs.append(max(0, min(asked, n // 2)))
+        n -= runs[-1]
+    return runs
+
+
 def largest_r(patches: int, num_layers: int, inflection: float) -> int:
-    """The largest r whose schedule asks to remove fewer than `patches` tokens (0 if none does)."""
+    """The largest r such that every r in 0..it runs on `patches` tokens exactly as asked (no block
+    of its (r, inflection) schedule over `num_layers` blocks asks for more than half its tokens)."""
     best = 0
-    for r in range(1, patches):
-        if sum(r_per_layer(r, num_layers, inflection)) >= patches:
-            break  # the total only grows with r
+    for r in range(1, patches + 1):
+        amounts = r_per_layer(r, num_layers, inflection)
+        if capped_amounts(patches, amounts) != amounts:
+            break
         best = r
     return best
 
 
-def check_r_schedule(name: str, r: int, amounts: list[int], patches: int, where: str, inflection: float) -> None:
-    """Refuse an r schedule (ToMe's form) that asks to remove as many tokens as there are: at run
-    time r would be capped at half the tokens and quietly remove less than asked."""
-    asked = sum(amounts)
-    if asked >= patches:
-        allowed = largest_r(patches, len(amounts), inflection)
-        check_not_below_one(
-            name, max(0, patches - asked),
-            f"r={r} at {len(amounts)} blocks merges {asked} of the {patches} patch tokens {where}; "
-            f"allowed: r in 0..{allowed} for this backbone and layers",
-        )
+def check_r_schedule(
+    name: str,
+    r: int,
+    amounts: Sequence[int],
+    patches: int,
+    where: str,
+    inflection: float,
+    layers: Optional[Sequence[int]] = None,
+) -> None:
+    """Refuse, before any work, an r schedule (ToMe's form) that ToMe's cap would lower at run time.
+
+    `amounts` are the tokens asked of each scheduled block (`layers`, their block indices; positions
+    in the schedule when not given) from `patches` patch tokens; `where` says what they count
+    ("in the sequence", "per frame"). At run time a block removes at most half of the n tokens
+    entering it (n // 2), so a block asking for more would quietly remove less than configured. The
+    message names that block, what it asks, what would run, and the largest r (same blocks and
+    inflection) that runs exactly as asked.
+    """
+    runs = capped_amounts(patches, amounts)
+    short = next((i for i, (a, b) in enumerate(zip(amounts, runs)) if a != b), None)
+    if short is None:
+        return
+    block = layers[short] if layers is not None else short
+    entering = patches - sum(runs[:short])
+    allowed = largest_r(patches, len(amounts), inflection)
+    raise ValueError(
+        f"reducer {name!r}: r={r} (inflection={inflection:g}) asks block {block} to remove {amounts[short]} of the "
+        f"{entering} patch tokens {where} entering it, but at most half of them ({runs[short]}) can go (ToMe's "
+        f"cap), so it would quietly remove {runs[short]}; over its {len(amounts)} blocks the schedule would remove "
+        f"{sum(runs)} of the {sum(amounts)} tokens asked, leaving {patches - sum(runs)} of the {patches} patch "
+        f"tokens {where}; allowed: r in 0..{allowed} for this backbone, layers and inflection"
+    )

@@ -3,7 +3,8 @@
 Bipartite soft matching on the block's head-averaged keys (cosine): tokens alternate into sets A and
 B, each A token picks its most similar B token, and the r most similar pairs merge (size-weighted,
 sizes add). The CLS token is never merged; r is capped at half the mergeable tokens (ToMe), and
-`bind` refuses a schedule whose r per block, summed, reaches the number of patch tokens.
+`bind` refuses a schedule that this cap would lower: one where some block asks for more than half the
+patch tokens entering it (per frame for scope="frame"), so what binds is exactly what runs.
 Proportional attention follows automatically from `state.merged`.
 
 Scopes:
@@ -47,16 +48,16 @@ class ToMe(Reducer):
         self.schedule: dict[int, int] = {}
 
     def bind(self, spec: BackboneSpec) -> None:
-        """Fix the per-block r; refuse, before any work, a schedule that asks to merge as many
-        tokens as there are (at run time matching would cap r at half the tokens and quietly
-        merge less than asked)."""
+        """Fix the per-block r; refuse, before any work, a schedule in which some block asks for more
+        than half the patch tokens entering it (per frame for scope="frame"): at run time matching
+        would cap r there and quietly merge less than asked."""
         super().bind(spec)
         active = parse_layers(self.layers, spec.depth)
         amounts = r_per_layer(self.r, len(active), self.inflection)
         self.schedule = {layer: r for layer, r in zip(active, amounts) if r > 0}
         t, h, w = spec.grid
         patches, where = (h * w, "per frame") if self.scope == "frame" else (t * h * w, "in the sequence")
-        check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection)
+        check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection, layers=active)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest(keys=True) if layer in self.schedule else None
