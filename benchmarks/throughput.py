@@ -20,7 +20,7 @@ Examples:
   python benchmarks/throughput.py --model vivit_small_patch16_224 --num-frames 1 --tubelet-size 1
   python benchmarks/throughput.py --model timesformer_base_patch16_224 --batch-size 1 --repeats 3 \
       --reducer "tome r=8 scope=frame"
-  python benchmarks/throughput.py --reducer tome --reducer-arg r=13 --reducer-arg inflection=0.5
+  python benchmarks/throughput.py --reducer tome --reducer-arg r=13 --reducer-arg inflection=-1  # ToMe's decreasing schedule
   python benchmarks/throughput.py --model timesformer_base_patch16_224 --batch-size 1 --repeats 3 \
       --preset configs/reducer/semantic_third.yaml --preset configs/reducer/semantic_half.yaml
 

@@ -47,7 +47,7 @@ CASES: dict[str, ReducerCase] = {
             Setting({"r": 4}),
             Setting({"r": 2, "scope": "frame"}),
             Setting({"r": 2, "scope": "tube"}),
-            Setting({"r": 6, "inflection": 0.5, "layers": "1,2,4"}),
+            Setting({"r": 6, "inflection": -0.5, "layers": "1,2,4"}),
         ),
     ),
     "evit": ReducerCase(

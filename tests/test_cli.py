@@ -67,6 +67,9 @@ def test_reducers_and_models_are_listed(capsys):
     assert "    keep_rate = " in out
     trained = {line.split("[")[0].strip() for line in out.splitlines() if "[adds parameters" in line}
     assert trained == {"semantic", "crucial_merge"}  # crucial_merge through its default fusion=True
+    lines = {line.split("[")[0].strip(): line for line in out.splitlines() if "[adds parameters" in line}
+    assert "training-free with global_centres=false]" in lines["semantic"]
+    assert "training-free with fusion=false]" in lines["crucial_merge"]
     assert "timesformer_base_patch16_224" in run(capsys, "models")
 
 

@@ -150,6 +150,18 @@ def test_bad_plans_fail_before_any_work(tmp_path, synthetic_data_dir, synthetic_
     assert not run_dir.exists()
 
 
+def test_a_row_is_fine_tuned_only_when_its_arguments_add_parameters():
+    config = load_default_config()
+    config["compare"]["strategies"] = [
+        {"name": "semantic_centres", "reducer": "semantic", "reducer_args": {"layer": 2}},
+        {"name": "semantic_plain", "reducer": "semantic", "reducer_args": {"layer": 2, "global_centres": False}},
+        {"name": "crucial_plain", "reducer": "crucial_merge", "reducer_args": {"fusion": False}},
+    ]
+    trained = {s.name: s.trained for s in prepare(config).strategies}
+    assert trained == {"semantic_centres": "fine-tuned", "semantic_plain": "training-free",
+                       "crucial_plain": "training-free"}
+
+
 def test_cli_reports_bad_config_and_unknown_rows(tmp_path, capsys):
     config = load_default_config()
     config["compare"]["strategies"].append({"name": "broken", "reducer": "tome", "reducer_args": {"r": "many"}})

@@ -38,8 +38,12 @@ def test_random_matches_tome_token_counts_and_drop_mode() -> None:
         tiny(backbone, "tome", r=r)(clip(1), trace=t_tome)
         tiny(backbone, "random", r=r)(clip(1), trace=t_rand)
         assert t_tome == t_rand
-    with pytest.raises(ValueError, match=r"reducer 'random'.*r=100 at 6 blocks.*allowed: r in 0\.\.5"):
+    with pytest.raises(ValueError, match=r"reducer 'random': r=100 .*asks block 0 to remove 100 of the 36 .*"
+                                         r"allowed: r in 0\.\.5"):
         tiny("vivit_fe_tiny", "random", r=100)  # the same limit as tome
+    with pytest.raises(ValueError, match=r"reducer 'random': r=10 .*asks block 2 to remove 10 of the 16 patch "
+                                         r"tokens per frame.*allowed: r in 0\.\.9"):
+        tiny("timesformer_tiny", "random", r=10, scope="frame", layers="0,1,2")  # tome's cap would give 8
     _, state = tracked(tiny("vivit_tiny", "random", keep_rate=0.5, layers="2", mode="drop"), clip(1))
     assert state.num_patches == 72 and float(state.size.sum()) == 1 + 72 and bool((state.size == 1).all())
     with pytest.raises(ValueError, match="either r"):

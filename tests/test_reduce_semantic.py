@@ -97,8 +97,11 @@ def test_semantic_global_centres_train() -> None:
     assert any(p is centres for p in model.parameters())
     nn.functional.cross_entropy(model(clip(2)), torch.tensor([0, 3])).backward()
     assert float(centres.grad.abs().sum()) > 0
+    assert model.reducer.adds_parameters
     without = tiny("vivit_tiny", "semantic", layer=2, tokens="2x2x2", global_centres=False)
     assert without.reducer.centres is None
+    # without the centres it adds nothing, so it runs training-free (compare, listing, validate)
+    assert not without.reducer.adds_parameters and not list(without.reducer.parameters())
 
 
 @pytest.mark.parametrize(

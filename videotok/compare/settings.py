@@ -19,7 +19,6 @@ import yaml
 
 from videotok.evaluate import AGGREGATES, parse_views
 from videotok.evaluate.views import check_views
-from videotok.reduce import reducer_class
 from videotok.reduce.choice import ReducerChoice
 from videotok.settings import resolve_model_settings
 
@@ -196,8 +195,9 @@ def _parse_strategies(rows: Any) -> tuple[Strategy, ...]:
 
 def check_strategies(config: dict, strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
     """Bind every row's reducer to the backbone (errors name the row) and record whether it adds
-    parameters: the instance's flag (crucial_merge sets it from `fusion`), the class's flag, or
-    parameters found on the bound reducer.
+    parameters: the built instance's flag (crucial_merge sets it from `fusion`, semantic from
+    `global_centres`), or parameters found on the bound reducer. The class's flag is not consulted:
+    it describes the defaults, and a row's arguments may turn the parameters off.
 
     Each reducer is bound to the spec the configured backbone would bind it to (computed once,
     without weights): the same check as building the model with it, without a model per row."""
@@ -212,9 +212,7 @@ def check_strategies(config: dict, strategies: tuple[Strategy, ...]) -> tuple[St
             reducer.bind(spec)
         except (ValueError, TypeError) as error:
             raise ValueError(f"compare.strategies[{i}] ({strategy.name}): {error}") from None
-        adds = bool(getattr(reducer, "adds_parameters", False)
-                    or getattr(reducer_class(strategy.reducer), "adds_parameters", False)
-                    or any(True for _ in reducer.parameters()))
+        adds = bool(getattr(reducer, "adds_parameters", False) or any(True for _ in reducer.parameters()))
         checked.append(Strategy(strategy.name, strategy.reducer, strategy.reducer_args, adds))
     return tuple(checked)
 

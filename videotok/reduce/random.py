@@ -1,9 +1,9 @@
 """`random`: the naive baseline, removing as many tokens as a real strategy but chosen at random.
 
-The amount is ToMe's (`r` per scheduled block, capped at half the tokens as ToMe caps it, so
-`random r=13` leaves exactly the token counts of `tome r=13`) or EViT's (`keep_rate`: keep
-ceil(keep_rate * n) of the n non-CLS tokens; evit keeps one more, its fused token). The CLS token is
-never removed.
+The amount is ToMe's (`r` per scheduled block, capped at half the tokens as ToMe caps it and refused
+at bind where that cap would lower it, as tome is, so `random r=13` leaves exactly the token counts of
+`tome r=13`) or EViT's (`keep_rate`: keep ceil(keep_rate * n) of the n non-CLS tokens; evit keeps one
+more, its fused token). The CLS token is never removed.
 
 mode="merge" (default): each removed token is merged into a randomly chosen surviving non-CLS token
   (of the same frame for scope="frame"); nothing is discarded and sizes still sum to N0, so the
@@ -60,10 +60,12 @@ def random_plan(noise: Tensor, target_noise: Tensor, remove: int, num_prefix: in
 class RandomReduction(Reducer):
     """Remove tokens at random: the amount of `r` or `keep_rate`, merged (default) or dropped.
 
-    r: tokens removed per scheduled block (per frame for scope="frame"), capped at half as in ToMe.
+    r: tokens removed per scheduled block (per frame for scope="frame"); as for tome, bind refuses a
+        schedule in which a block would ask for more than half the tokens entering it.
     keep_rate: alternatively, share of non-CLS tokens kept at each scheduled block (EViT's count).
     layers: blocks that reduce (None/"all" = every block).
-    inflection: ToMe's (r, inflection) schedule over the scheduled blocks (with `r` only).
+    inflection: ToMe's (r, inflection) schedule over the scheduled blocks (with `r` only), as for tome:
+        > 0 increasing, < 0 decreasing.
     mode: "merge" (into a random survivor, sizes add) or "drop" (discard; sizes no longer sum to N0).
     scope: "global" (over all tokens) or "frame" (the same amount in each frame, frames kept apart).
     seed: seeds the eval draw and the training generator.
@@ -105,9 +107,9 @@ class RandomReduction(Reducer):
         self.active = tuple(sorted(self.schedule)) if self.keep_rate == 1.0 else layers
         t, h, w = spec.grid
         n = h * w if self.scope == "frame" else t * h * w  # non-prefix tokens (per frame for scope=frame)
-        if self.keep_rate == 1.0:  # the same limit as tome, so the two take the same r values
+        if self.keep_rate == 1.0:  # the same cap (amount) and limit as tome, so the two take the same r values
             where = "per frame" if self.scope == "frame" else "in the sequence"
-            check_r_schedule(self.name, self.r, amounts, n, where, self.inflection)
+            check_r_schedule(self.name, self.r, amounts, n, where, self.inflection, layers=layers)
         for layer in self.active:
             n -= self.amount(layer, n)
             check_not_below_one(self.name, n, f"after block {layer}")

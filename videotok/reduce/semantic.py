@@ -97,11 +97,12 @@ class SemanticTokens(Reducer):
         ViViT's factorised encoder, whose spatial blocks see one frame). None/"auto" (default) picks
         2x4x4 when the blocks see several frames and 1x4x4 when they see one.
     pool: "max" (STViT's code) or "avg": how P is initialised from each cell.
-    global_centres: add the learnable global centres G in the second generating layer.
+    global_centres: add the learnable global centres G in the second generating layer. They are the
+        only parameters semantic adds: without them it reuses the backbone's own weights and runs
+        training-free (`adds_parameters` follows this option).
     proportional: size-aware attention over the semantic tokens (off: STViT's plain attention).
     """
 
-    adds_parameters = True
     divided_attention = (
         "divided before `layer`; joint over the semantic tokens after it (they have no places; the method is trained)"
     )
@@ -121,6 +122,7 @@ class SemanticTokens(Reducer):
         self.requested_tokens = None if tokens in (None, "", "auto") else parse_tokens(tokens)
         self.tokens: Grid = self.requested_tokens or DEFAULT_TOKENS
         self.global_centres, self.proportional = bool(global_centres), bool(proportional)
+        self.adds_parameters = self.global_centres
         self.centres: Optional[nn.Parameter] = None
         self._cells: dict[tuple, MergePlan] = {}
 

@@ -3,7 +3,8 @@
 Bipartite soft matching on the block's head-averaged keys (cosine): tokens alternate into sets A and
 B, each A token picks its most similar B token, and the r most similar pairs merge (size-weighted,
 sizes add). The CLS token is never merged; r is capped at half the mergeable tokens (ToMe), and
-`bind` refuses a schedule whose r per block, summed, reaches the number of patch tokens.
+`bind` refuses a schedule that this cap would lower: one where some block asks for more than half the
+patch tokens entering it (per frame for scope="frame" and "tube"), so what binds is exactly what runs.
 Proportional attention follows automatically from `state.merged`.
 
 Scopes (TimeSformer keeps its divided attention in all three: videotok.layers.placement):
@@ -35,7 +36,9 @@ class ToMe(Reducer):
 
     r: tokens merged per block (per frame for scope="frame"); 0 is the baseline.
     layers: blocks that merge ("3,6,9", a list, or None/"all" = every block).
-    inflection: ToMe's schedule over the merging blocks; 0 constant, > 0 front-loaded, < 0 back-loaded.
+    inflection: ToMe's (r, inflection) schedule over the merging blocks, ToMe's sign and rounding: 0
+        constant, > 0 increasing (back-loaded), < 0 decreasing (front-loaded; -1 is the paper's
+        "decreasing schedule").
     scope: "global" (all spatio-temporal tokens), "frame" (each frame alone, equal r per frame) or
         "tube" (the same merges in every frame, r per frame).
     """
@@ -52,16 +55,16 @@ class ToMe(Reducer):
         self.schedule: dict[int, int] = {}
 
     def bind(self, spec: BackboneSpec) -> None:
-        """Fix the per-block r; refuse, before any work, a schedule that asks to merge as many
-        tokens as there are (at run time matching would cap r at half the tokens and quietly
-        merge less than asked)."""
+        """Fix the per-block r; refuse, before any work, a schedule in which some block asks for more
+        than half the patch tokens entering it (per frame for scope="frame"): at run time matching
+        would cap r there and quietly merge less than asked."""
         super().bind(spec)
         active = parse_layers(self.layers, spec.depth)
         amounts = r_per_layer(self.r, len(active), self.inflection)
         self.schedule = {layer: r for layer, r in zip(active, amounts) if r > 0}
         t, h, w = spec.grid
         patches, where = (h * w, "per frame") if self.scope in ("frame", "tube") else (t * h * w, "in the sequence")
-        check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection)
+        check_r_schedule(self.name, self.r, amounts, patches, where, self.inflection, layers=active)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest(keys=True) if layer in self.schedule else None
