@@ -153,7 +153,8 @@ def test_tube_tokens_find_exactly_their_counterparts() -> None:
     expected = (token % per_frame)[:, None] + per_frame * torch.arange(8)[None, :]
     assert per_frame == 36 - 10
     assert bool(placed.present.all())
-    assert torch.equal(placed.neighbours[0], expected) and torch.equal(placed.neighbours[1], expected)
+    neighbours = placed.neighbours()
+    assert torch.equal(neighbours[0], expected) and torch.equal(neighbours[1], expected)
     assert torch.equal(placed.frame[0], token // per_frame)
 
 

@@ -88,29 +88,35 @@ class Attention(nn.Module):
         info = self.describe(q, k, size, request, num_prefix, valid) if request is not None else None
         return out, info
 
-    def gathered(self, x: Tensor, index: Tensor, valid: Optional[Tensor] = None) -> Tensor:
-        """Every token of x [B, N, C] attends to its own K tokens of x, index [B, N, K] (valid [B, N, K]
-        bool masks slots out). Divided attention's temporal half on merged tokens: the K = T tokens
-        at a query's place in every frame. Keys and values are projected once per token, then gathered,
-        so the cost is N projections and N x K logits, as for the temporal attention of the grid."""
+    def over_places(self, x: Tensor, slots: Tensor, present: Tensor, read: Tensor) -> Tensor:
+        """Divided attention's temporal half on merged tokens: attention over the T frames at every
+        place of the grid, each (frame, place) slot played by the token that holds it.
+
+        x [B, n, C] tokens; slots [B, T, P] the token holding each slot; present [B, T, P] bool (False:
+        the patch was dropped, masked as a key); read [B, n] the slot (t * P + place) whose output
+        each token takes, its own anchor. Projections run once per token; the attention itself is
+        the grid's [B*P, T, T], so its cost does not depend on how the tokens were merged.
+        """
         b, n, c = x.shape
-        slots = index.shape[-1]
-        q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x [B, N, C]
-        flat = index.reshape(b, n * slots, 1).expand(-1, -1, c)  # [B, N*K, C]
-
-        def per_query(t: Tensor, count: int) -> Tensor:
-            # [B, N*count, C] -> [B*N, heads, count, head_dim]
-            return t.reshape(b * n, count, self.num_heads, self.head_dim).transpose(1, 2)
-
-        mask = None
-        if valid is not None:
-            mask = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
-            mask = mask.reshape(b * n, 1, 1, slots)
+        _, frames, places = slots.shape
+        qkv = self.qkv(x)  # [B, n, 3C]
+        at_slots = qkv.gather(1, slots.reshape(b, frames * places, 1).expand(-1, -1, 3 * c))  # [B, T*P, 3C]
+        q, k, v = (
+            at_slots.reshape(b, frames, places, 3, self.num_heads, self.head_dim)
+            .permute(3, 0, 2, 4, 1, 5)
+            .reshape(3, b * places, self.num_heads, frames, self.head_dim)
+            .unbind(0)
+        )  # 3 x [B*P, heads, T, head_dim]
+        # a place dropped in every frame is read by no token: leave it unmasked rather than all -inf
+        keys = present | ~present.any(dim=1, keepdim=True)  # [B, T, P]
+        mask = torch.zeros(keys.shape, dtype=q.dtype, device=q.device).masked_fill(~keys, float("-inf"))
+        mask = mask.permute(0, 2, 1).reshape(b * places, 1, 1, frames)
         out = F.scaled_dot_product_attention(
-            per_query(q, 1), per_query(k.gather(1, flat), slots), per_query(v.gather(1, flat), slots),
-            attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0,
-        )  # [B*N, heads, 1, head_dim]
-        return self.proj_drop(self.proj(out.reshape(b, n, c)))
+            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0
+        )  # [B*P, heads, T, head_dim]
+        out = out.reshape(b, places, self.num_heads, frames, self.head_dim).permute(0, 3, 1, 2, 4)
+        out = out.reshape(b, frames * places, c).gather(1, read.unsqueeze(-1).expand(-1, -1, c))  # [B, n, C]
+        return self.proj_drop(self.proj(out))
 
     def cross(self, queries: Tensor, context: Tensor, context_size: Optional[Tensor] = None) -> Tensor:
         """Attention of `queries` [B, Nq, C] over `context` [B, Nk, C] with this layer's weights.

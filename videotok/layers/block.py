@@ -131,8 +131,8 @@ class Block(nn.Module):
         sizes = self._sizes(state)
         placed = place(state.owner, state.pos[:, p:])
 
-        # temporal: each token attends to the T tokens at its place, one per frame: [B, n, T] keys
-        res_t = self.temporal_attn.gathered(self.temporal_norm1(patches), placed.neighbours, placed.present)
+        # temporal: each token attends to the T tokens at its place, one per frame
+        res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed.slots, placed.present, placed.anchor)
         patches = patches + self.drop_path1(self.temporal_fc(res_t))
 
         # spatial: [B, n, C] -> [B*T, P+M, C], each frame's tokens padded to M, prefix in each frame

@@ -9,7 +9,9 @@ inside the token's own footprint, so
 
   - its frame is the anchor's frame (spatial attention groups tokens by it);
   - the token at its place in frame t' is the owner of (t', anchor's h, w), and in its own frame that
-    is the token itself. When a reducer merges the same patches in every frame (tome scope="tube",
+    is the token itself. Temporal attention therefore runs on the grid's own layout: every patch
+    slot is played by the token holding it, attention runs over the T frames of each place, and each
+    token reads the output at its anchor slot. When a reducer merges the same patches in every frame (tome scope="tube",
     pooling), this finds exactly the corresponding token of each frame: divided attention is then
     exact. A token spanning several frames appears once per frame it covers, so its weight in the
     temporal softmax grows with its temporal extent, as its patches' weights would.
@@ -27,13 +29,20 @@ from torch import Tensor
 
 @dataclass
 class Placement:
-    """frame: [B, n] long, each patch token's frame. neighbours: [B, n, T] long, the token at its place
-    in every frame (index among the patch tokens). present: [B, n, T] bool, False where that patch was
-    dropped (its slot must be masked)."""
+    """frame: [B, n] long, each patch token's frame. anchor: [B, n] long, the flat t-major index of its
+    anchor patch (t * H*W + place). slots: [B, T, H*W] long, the token holding each patch (0 where
+    dropped). present: [B, T, H*W] bool, False where the patch was dropped."""
 
     frame: Tensor
-    neighbours: Tensor
+    anchor: Tensor
+    slots: Tensor
     present: Tensor
+
+    def neighbours(self) -> Tensor:
+        """[B, n, T]: the token at each token's place in every frame (its temporal keys)."""
+        places = self.slots.shape[2]
+        where = (self.anchor % places).unsqueeze(1).expand(-1, self.slots.shape[1], -1)  # [B, T, n]
+        return self.slots.gather(2, where).transpose(1, 2)
 
 
 def anchors(owner: Tensor, pos: Tensor) -> Tensor:
@@ -66,14 +75,11 @@ def anchors(owner: Tensor, pos: Tensor) -> Tensor:
 
 
 def place(owner: Tensor, pos: Tensor) -> Placement:
-    """The frame of every patch token and the token at its place in every frame (see the module doc)."""
+    """The anchor and frame of every patch token, and who holds each patch (see the module doc)."""
     batch, t, h, w = owner.shape
     anchor = anchors(owner, pos)  # [B, n]
-    frame, where = anchor // (h * w), anchor % (h * w)  # [B, n] each
-    per_place = owner.reshape(batch, t, h * w).transpose(1, 2)  # [B, HW, T]
-    found = per_place.gather(1, where.unsqueeze(-1).expand(-1, -1, t))  # [B, n, T]
-    present = found >= 0
-    return Placement(frame=frame, neighbours=found.clamp_min(0), present=present)
+    held = owner.reshape(batch, t, h * w)  # [B, T, HW]
+    return Placement(frame=anchor // (h * w), anchor=anchor, slots=held.clamp_min(0), present=held >= 0)
 
 
 @dataclass
