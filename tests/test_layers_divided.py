@@ -6,6 +6,13 @@ other changes nothing, which only holds if the temporal branch survives the merg
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -16,6 +23,8 @@ from videotok.layers.placement import anchors, frame_buckets, place
 from videotok.models import create_model
 from videotok.reduce import TokenState, build_reducer
 from videotok.reduce.match import MergePlan, apply_plan
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _live_temporal(model: nn.Module) -> nn.Module:
@@ -250,3 +259,42 @@ def test_owner_follows_merges_and_drops() -> None:
     assert after.owner.reshape(-1).tolist() == [0, -1, 1, 2, 3, 4, 5, 1]
     model = create_model("timesformer_tiny", num_classes=3)
     assert model.embed(torch.zeros(1, 3, 8, 96, 96)).owner.shape == (1, 8, 6, 6)
+
+
+BEFORE_PLACEMENT = "ff2fcd6"  # the last commit whose merged TimeSformer tokens fell back to joint attention
+_REFERENCE_SCRIPT = """
+import sys, torch
+from videotok.models import create_model
+from videotok.reduce import build_reducer
+out = {}
+for name, args in [("none", {}), ("pool", {"layers": "2"}), ("cross_frame", {"mode": "frames", "r": 1, "layers": "1,3"})]:
+    torch.manual_seed(0)
+    model = create_model("timesformer_tiny", num_classes=6, reducer=build_reducer(name, **args)).eval()
+    for block in model.blocks:
+        torch.nn.init.normal_(block.temporal_fc.weight, std=0.05)
+    video = torch.randn(2, 3, 8, 96, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out[name] = (model.state_dict(), model(video))
+torch.save(out, sys.argv[1])
+"""
+
+
+def test_the_grid_path_is_bit_identical_to_before_placement(tmp_path: Path, one_thread) -> None:
+    """Full-grid TimeSformers (no reducer, and reducers that keep the grid) give exactly the logits of
+    the code before merged tokens were placed, run from this repository's history."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE_PLACEMENT, "videotok"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {BEFORE_PLACEMENT} is not in this checkout's history: {archive.stderr.decode()[:200]}")
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp_path / "before", filter="data")
+    saved = tmp_path / "before.pt"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "before"), OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", _REFERENCE_SCRIPT, str(saved)], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=300)
+    before = torch.load(saved)
+    for name, args in [("none", {}), ("pool", {"layers": "2"}), ("cross_frame", {"mode": "frames", "r": 1, "layers": "1,3"})]:
+        state_dict, logits = before[name]  # one thread on both sides: the same reduction order
+        model = create_model("timesformer_tiny", num_classes=6, reducer=build_reducer(name, **args)).eval()
+        model.load_state_dict(state_dict)
+        with torch.no_grad():
+            assert torch.equal(model(clip(2)), logits), name
