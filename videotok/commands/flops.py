@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import torch
+
 from videotok.config import load_config
 from videotok.flops import Cost, measure_cost
 from videotok.models import VideoBackbone, create_model
@@ -40,7 +42,12 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, Redu
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     reducer = reducer or ReducerChoice()
-    return create_model(name, reducer=reducer.build(), **overrides), name, reducer
+    # Seeded weights: where a reducer leaves frames with unequal token counts (global merges on
+    # TimeSformer), the padded spatial attention, and so the count, follows the weights' merges.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = create_model(name, reducer=reducer.build(), **overrides)
+    return model, name, reducer
 
 
 def format_cost(cost: Cost) -> str:
