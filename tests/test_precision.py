@@ -71,12 +71,15 @@ def test_bf16_logits_match_float32(backbone: str, name: str, args: dict, mode: s
 def test_bf16_keeps_sizes_and_the_size_bias_in_float32(backbone: str, name: str, args: dict, mode: str, monkeypatch):
     biases: list[tuple[torch.dtype, torch.dtype]] = []  # (sizes' dtype, the bias dtype asked for)
 
-    def checked_size_bias(size, dtype):
-        bias = original(size, dtype)
+    def checked_size_bias(size, dtype, valid=None):
+        bias = original(size, dtype, valid)
         if size is not None:
             assert size.dtype == torch.float32 and torch.equal(size, size.round())  # whole token counts
             assert bias.dtype == dtype
-            torch.testing.assert_close(bias, size.clamp_min(1e-6).log()[:, None, None, :].to(dtype), rtol=0, atol=0)
+            expected = size.clamp_min(1e-6).log()
+            if valid is not None:  # padding of divided attention's unequal frames
+                expected = expected.masked_fill(~valid, float("-inf"))
+            torch.testing.assert_close(bias, expected[:, None, None, :].to(dtype), rtol=0, atol=0)
             biases.append((size.dtype, dtype))
         return bias
 

@@ -22,6 +22,7 @@ from videotok.evaluate import evaluate
 from videotok.train import VideoClassifier
 from videotok.train.build import build_classifier
 from videotok.train.checkpoint import load_checkpoint, upgrade_checkpoint
+from videotok.train.module import ATTENTION_KEY
 from videotok.train.optim import parameter_groups
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,3 +130,22 @@ def test_old_optimizer_state_is_mapped_to_each_parameter():
     today.load_state_dict(checkpoint["optimizer_states"][0])
     for name, p in resumed.named_parameters():
         torch.testing.assert_close(today.state[p]["exp_avg"], torch.full_like(p, 0.1 * len(name)))
+
+
+@pytest.mark.parametrize("reducer,args,saved,divided", [
+    ("crucial_merge", {"keep_rate": 0.7, "layers": "1"}, None, False),  # trained before: joint after merges
+    ("crucial_merge", {"keep_rate": 0.7, "layers": "1"}, "divided", True),
+    ("crucial_merge", {"keep_rate": 0.7, "layers": "1"}, "joint", False),  # a resumed legacy run stays legacy
+    ("tome", {"r": 2}, None, True),  # training-free on an old baseline: the baseline learned divided
+])
+def test_merged_tokens_attend_as_the_checkpoint_was_trained(reducer, args, saved, divided):
+    trained = tiny(reducer=reducer, reducer_args=args)
+    checkpoint = {"state_dict": trained.state_dict()}
+    if saved is not None:
+        checkpoint[ATTENTION_KEY] = saved
+    loaded = tiny(reducer=reducer, reducer_args=args)
+    loaded.on_load_checkpoint(checkpoint)
+    assert all(block.divided_after_merge == divided for block in loaded.model.blocks)
+    resaved: dict = {}
+    loaded.on_save_checkpoint(resaved)
+    assert resaved[ATTENTION_KEY] == ("divided" if divided else "joint")

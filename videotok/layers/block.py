@@ -41,6 +41,9 @@ class Block(nn.Module):
     ):
         super().__init__()
         self.divided = divided
+        # False only for checkpoints trained before merged tokens kept divided attention (see
+        # VideoClassifier.on_load_checkpoint): they learned joint attention after a merge.
+        self.divided_after_merge = True
         self.proportional = proportional
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
@@ -65,7 +68,7 @@ class Block(nn.Module):
         spatial weights."""
         if self.divided and state.grid is not None:
             return self._divided(state, request)
-        if self.divided and state.owner is not None:
+        if self.divided and state.owner is not None and self.divided_after_merge:
             return self._divided_placed(state, request)
         delta, info = self.attn(self.norm1(state.x), self._sizes(state), request, state.num_prefix)
         return state.replace(x=state.x + self.drop_path1(self.ls1(delta))), info

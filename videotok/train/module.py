@@ -23,6 +23,10 @@ from videotok.reduce import Reducer, build_reducer
 from videotok.train.checkpoint import upgrade_checkpoint, upgrade_on_load
 from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosine
 
+# Saved in every checkpoint: how merged TimeSformer tokens attended while it was trained (absent
+# before they kept divided attention).
+ATTENTION_KEY, DIVIDED_AFTER_MERGE, JOINT_AFTER_MERGE = "videotok_merged_attention", "divided", "joint"
+
 STAGES = ("train", "val", "test")
 
 
@@ -115,10 +119,24 @@ class VideoClassifier(L.LightningModule):
                 f"{len(foreign)} mismatched weights, e.g. {foreign[:3]}"
             )
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record how merged tokens attended, so a resumed or evaluated run attends the same way."""
+        divided = all(block.divided_after_merge for block in self.model.blocks)
+        checkpoint[ATTENTION_KEY] = DIVIDED_AFTER_MERGE if divided else JOINT_AFTER_MERGE
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Bring a 0.1.0 checkpoint to today's layout (in place, before Lightning loads it), and name
-        the cause when a checkpoint and the configured reducer disagree on parameters."""
+        the cause when a checkpoint and the configured reducer disagree on parameters.
+
+        A checkpoint saved before merged TimeSformer tokens kept divided attention, whose reducer
+        was trained with it (it adds parameters), learned joint attention after each merge: it keeps
+        running that way, so its results stay what they were. Training-free reducers on such a
+        checkpoint (a full-token baseline) get divided attention, which is what the baseline learned."""
         upgrade_checkpoint(checkpoint, self, parameter_groups(self, self.hparams.weight_decay))
+        saved = checkpoint.get(ATTENTION_KEY)
+        legacy = saved == JOINT_AFTER_MERGE or (saved is None and self.reducer.adds_parameters)
+        for block in self.model.blocks:
+            block.divided_after_merge = not legacy
         ours = set(self.state_dict())
         theirs = set(checkpoint.get("state_dict", {}))
         missing = sorted(k for k in ours - theirs if not k.partition(".")[0].endswith("_metrics"))
