@@ -22,7 +22,7 @@ from videotok.layers.attention import AttnRequest
 from videotok.layers.placement import anchors, frame_buckets, place
 from videotok.models import create_model
 from videotok.reduce import TokenState, build_reducer
-from videotok.reduce.match import MergePlan, apply_plan
+from videotok.reduce.match import MergePlan, apply_plan, merge_into_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,18 +37,14 @@ def _live_temporal(model: nn.Module) -> nn.Module:
 
 
 def _merge_pairs(state: TokenState, pairs: list[tuple[int, int]]) -> TokenState:
-    """Merge patch token a into patch token b for every (a, b) (patch indices, prefix excluded)."""
-    b, n = state.x.shape[0], state.num_patches
-    p = state.num_prefix
-    keep = torch.ones(n, dtype=torch.bool)
-    target = torch.arange(n)
+    """Merge patch token a into kept patch token b for every (a, b) (patch indices, prefix excluded)."""
+    b, p = state.x.shape[0], state.num_prefix
+    keep = torch.ones(state.num_tokens, dtype=torch.bool)
+    target = torch.arange(state.num_tokens)
     for a, into in pairs:
-        keep[a] = False
-        target[a] = into
-    slots = keep.long().cumsum(0) - 1
-    dest = torch.where(keep, slots, slots[target]) + p
-    dest = torch.cat([torch.arange(p), dest]).expand(b, -1)
-    return apply_plan(state, MergePlan(dest=dest, num_out=p + int(keep.sum())), grid=None, frames=None)
+        keep[p + a], target[p + a] = False, p + into
+    plan = merge_into_plan(keep.expand(b, -1), target.expand(b, -1))
+    return apply_plan(state, plan, grid=None, frames=None)
 
 
 def _reference_divided(block: nn.Module, state: TokenState) -> torch.Tensor:
@@ -130,7 +126,7 @@ def test_placed_path_matches_the_reference_after_merges_across_frames(timesforme
     """Unequal frames (a token merged across frames, distant patches merged, a frame losing tokens)."""
     state = timesformer.embed(clip(2))
     hw = 36  # 6x6 patches per frame, 8 frames
-    pairs = [(0, hw), (5, 35), (2 * hw + 7, 3 * hw + 7), (3 * hw + 1, 3 * hw + 2), (4 * hw + 9, 0)]
+    pairs = [(0, hw), (5, 35), (2 * hw + 7, 3 * hw + 7), (3 * hw + 1, 3 * hw + 2), (4 * hw + 9, 1)]
     merged = _merge_pairs(state, pairs)
     assert merged.grid is None and merged.merged
     with torch.no_grad():
