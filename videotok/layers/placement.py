@@ -29,14 +29,18 @@ from torch import Tensor
 
 @dataclass
 class Placement:
-    """frame: [B, n] long, each patch token's frame. anchor: [B, n] long, the flat t-major index of its
-    anchor patch (t * H*W + place). slots: [B, T, H*W] long, the token holding each patch (0 where
-    dropped). present: [B, T, H*W] bool, False where the patch was dropped."""
+    """anchor: [B, n] long, the flat t-major index of each patch token's anchor patch (t * H*W + place).
+    slots: [B, T, H*W] long, the token holding each patch (0 where dropped). present: [B, T, H*W]
+    bool, False where the patch was dropped."""
 
-    frame: Tensor
     anchor: Tensor
     slots: Tensor
     present: Tensor
+
+    @property
+    def frame(self) -> Tensor:
+        """[B, n] long: each patch token's frame, its anchor's."""
+        return self.anchor // self.slots.shape[2]
 
     def neighbours(self) -> Tensor:
         """[B, n, T]: the token at each token's place in every frame (its temporal keys)."""
@@ -77,9 +81,8 @@ def anchors(owner: Tensor, pos: Tensor) -> Tensor:
 def place(owner: Tensor, pos: Tensor) -> Placement:
     """The anchor and frame of every patch token, and who holds each patch (see the module doc)."""
     batch, t, h, w = owner.shape
-    anchor = anchors(owner, pos)  # [B, n]
     held = owner.reshape(batch, t, h * w)  # [B, T, HW]
-    return Placement(frame=anchor // (h * w), anchor=anchor, slots=held.clamp_min(0), present=held >= 0)
+    return Placement(anchor=anchors(owner, pos), slots=held.clamp_min(0), present=held >= 0)
 
 
 @dataclass
