@@ -38,7 +38,8 @@ Choices where the paper is silent or does not fit a video backbone (ours):
     as bookkeeping (which patches a semantic token was initialised from) and weight `global_pool="avg"`.
   - TimeSformer: blocks before L run divided attention; the generating and later blocks run joint
     attention with their spatial weights (their temporal branch is unused): the semantic tokens carry
-    no place (`TokenState.owner` is None), and the method is trained, so it learns that attention.
+    no place (`TokenState.owner` is None). Trained with its global centres, the model learns that
+    attention; with global_centres=false it runs training-free and the temporal branch is lost.
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ class SemanticTokens(Reducer):
     """
 
     divided_attention = (
-        "divided before `layer`; joint over the semantic tokens after it (they have no places; the method is trained)"
+        "divided before `layer`; joint over the semantic tokens after it (they have no places; trained with "
+        "global_centres, which learns that attention; training-free without them, it is an approximation)"
     )
 
     def __init__(
