@@ -16,9 +16,10 @@ NAMES = list_models()
 SOURCE = "\n".join(p.read_text() for p in Path(videotok.__file__).parent.rglob("*.py"))
 
 
-def test_the_registry_knows_the_three_families_in_three_widths():
-    assert len(NAMES) == 9
-    assert {"timesformer_tiny", "vivit_fe_tiny", "timesformer_base_patch16_224", "vivit_base_patch16_224"} <= set(NAMES)
+def test_the_registry_knows_the_four_families():
+    assert len(NAMES) == 14  # three widths of three families, five of VideoMAE
+    assert {"timesformer_tiny", "vivit_fe_tiny", "timesformer_base_patch16_224", "vivit_base_patch16_224",
+            "videomae_tiny", "videomae_base_patch16_224", "videomae_huge_patch16_224"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -31,9 +32,11 @@ def test_every_name_builds_at_its_defaults(name: str):
     with torch.device("meta"):
         model = create_model(name)
     assert isinstance(model, VideoBackbone) and model.model_name == name
-    assert model.num_classes == 400 and model.num_frames == 8 and model.in_chans == 3
+    frames = 16 if name.startswith("videomae_") and name != "videomae_tiny" else 8  # VideoMAE: 16 x 224
+    assert model.num_classes == 400 and model.num_frames == frames and model.in_chans == 3
     assert model.spec == model_spec(name) and model.spec.depth == len(model.blocks)
-    expected_width = {"tiny": 96, "small": 384, "base": 768}[re.search(r"tiny|small|base", name)[0]]
+    widths = {"tiny": 96, "small": 384, "base": 768, "large": 1024, "huge": 1280}
+    expected_width = widths[re.search(r"tiny|small|base|large|huge", name)[0]]
     assert model.embed_dim == model.spec.dim == expected_width
 
 
@@ -46,13 +49,13 @@ def test_every_name_runs_a_small_clip(name: str):
     model = model.to_empty(device="cpu").eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for p in model.parameters():
+        for p in [*model.parameters(), *model.buffers()]:
             p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
     trace: list[int] = []
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 2, 32, 32), trace=trace)
     assert logits.shape == (2, 3) and bool(torch.isfinite(logits).all())
-    assert trace == [1 + 2 * 2] * 3  # one tubelet-frame of 2 x 2 patches + CLS, into 2 blocks and after
+    assert trace == [model.num_prefix + 2 * 2] * 3  # one tubelet-frame of 2 x 2 patches (+ CLS), into 2 blocks and after
 
 
 def test_model_spec_is_what_the_reducer_is_bound_to():

@@ -5,6 +5,7 @@ temporal_fc), so image checkpoints load by name.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional, Protocol
 
 import torch
@@ -25,6 +26,17 @@ class ReductionHook(Protocol):
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState: ...
 
 
+# activation name -> module class: exact GELU (timm, TimeSformer, VideoMAE) or its tanh
+# approximation (the published ViViT, transformers' "gelu_fast" / "gelu_pytorch_tanh")
+ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": partial(nn.GELU, approximate="tanh")}
+
+
+def activation(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"act_layer={name!r}: choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
 class Block(nn.Module):
     def __init__(
         self,
@@ -38,6 +50,8 @@ class Block(nn.Module):
         init_values: Optional[float] = None,
         divided: bool = False,
         proportional: bool = True,
+        norm_eps: float = 1e-6,
+        act_layer: str = "gelu",
     ):
         super().__init__()
         self.divided = divided
@@ -45,16 +59,16 @@ class Block(nn.Module):
         # VideoClassifier.on_load_checkpoint): they learned joint attention after a merge.
         self.divided_after_merge = True
         self.proportional = proportional
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=activation(act_layer), drop=proj_drop)
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if divided:
-            self.temporal_norm1 = nn.LayerNorm(dim, eps=1e-6)
+            self.temporal_norm1 = nn.LayerNorm(dim, eps=norm_eps)
             self.temporal_attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
             self.temporal_fc = nn.Linear(dim, dim)
 

@@ -46,7 +46,8 @@ class VideoBackbone(nn.Module):
     The contract (what other code may rely on, and nothing more):
     - attributes `model_name`, `num_classes`, `in_chans`, `num_frames`, `img_size` (the input is
       [B, in_chans, num_frames, img_size, img_size]; `check_input` refuses anything else, naming the
-      expected shape), `embed_dim`, `num_prefix` (1: the CLS token leads every token sequence),
+      expected shape), `embed_dim`, `num_prefix` (1: the CLS token leads every token sequence; 0:
+      no CLS token, as VideoMAE, so reducers rank tokens by the attention they receive),
       `grid` (T', H', W') of the tubelet tokens and `patch_embed.tubelet_size`. `evaluate` reads
       the shape and class attributes, `flops` builds its input from them, views default by
       `model_name`.
@@ -62,9 +63,11 @@ class VideoBackbone(nn.Module):
       `blocks.N.*`, `norm`, `head`), so image checkpoints load by name (models/pretrained.py).
 
     The arguments every backbone shares are these; a subclass adds its own and hooks in with
-    `add_embeddings` (before the blocks), `build_neck` (after them), `embed` and `forward_features`.
-    `position_params` / `token_params` name the parameters initialised like positions / like the
-    CLS token; with `frames_as_samples` the blocks see each tubelet-frame as its own sample.
+    `add_embeddings` (the CLS token and positions, before the blocks), `build_neck` (after them),
+    `embed` and `forward_features`. `position_params` / `token_params` name the parameters
+    initialised like positions / like the CLS token (those a backbone lacks are skipped); with
+    `frames_as_samples` the blocks see each tubelet-frame as its own sample. `norm_eps` and
+    `act_layer` ("gelu" or "gelu_tanh") are there to reproduce published checkpoints exactly.
     """
 
     num_prefix = 1
@@ -95,6 +98,8 @@ class VideoBackbone(nn.Module):
         model_name: str = "",
         block_attention: str = "joint",
         neck_depth: int = 0,
+        norm_eps: float = 1e-6,
+        act_layer: str = "gelu",
     ) -> None:
         super().__init__()
         if global_pool not in GLOBAL_POOLS:
@@ -112,16 +117,14 @@ class VideoBackbone(nn.Module):
         self.block_grid: Grid = (1, h, w) if self.frames_as_samples else self.grid
 
         self.patch_embed = PatchEmbed3d(patch_size, tubelet_size, in_chans, embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, embed_dim))  # spatial, timm layout
         self.add_embeddings()
         self.pos_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, depth + neck_depth, device="cpu").tolist()
         block_args = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
-                          init_values=init_values)
+                          init_values=init_values, norm_eps=norm_eps, act_layer=act_layer)
         self.blocks = make_blocks(embed_dim, num_heads, rates[:depth], divided=block_attention == "divided",
                                   proportional=proportional_attn, **block_args)
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.build_neck(rates[depth:], block_args)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -130,7 +133,11 @@ class VideoBackbone(nn.Module):
         self.reducer.bind(self.spec)
 
     def add_embeddings(self) -> None:
-        """Embeddings of a subclass, made before the blocks (none here)."""
+        """The CLS token and the image ViT's spatial positions `pos_embed` [1, 1 + H'W', C] (timm's
+        layout); a subclass adds to them or replaces them."""
+        h, w = self.grid[1:]
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + h * w, self.embed_dim))
 
     def build_neck(self, drop_path: list[float], block_args: dict) -> None:
         """Modules between the reducer-driven blocks and the head, `len(drop_path)` blocks deep
@@ -145,9 +152,11 @@ class VideoBackbone(nn.Module):
         """From scratch: positions trunc-normal, CLS tokens near zero, linears trunc-normal, norms
         identity; TimeSformer's temporal branch starts as identity except in the first block."""
         for name in self.position_params:
-            trunc_normal_(getattr(self, name), std=0.02)
+            if isinstance(getattr(self, name, None), nn.Parameter):
+                trunc_normal_(getattr(self, name), std=0.02)
         for name in self.token_params:
-            nn.init.normal_(getattr(self, name), std=1e-6)
+            if isinstance(getattr(self, name, None), nn.Parameter):
+                nn.init.normal_(getattr(self, name), std=1e-6)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -169,13 +178,12 @@ class VideoBackbone(nn.Module):
                 f"got {list(video.shape)}"
             )
 
-    def tokens(self, video: Tensor) -> Tensor:
-        """Checked video -> tubelet tokens [B, T', H'W', C] (t-major), spatial positions added."""
+    def patch_tokens(self, video: Tensor) -> Tensor:
+        """Checked video -> tubelet tokens [B, T', H'W', C] (t-major), no positions yet."""
         self.check_input(video)
         x = self.patch_embed(video)  # [B, C, T', H', W']
         b, c, t, h, w = x.shape
-        x = x.flatten(2).transpose(1, 2).reshape(b, t, h * w, c)  # [B, T', H'W', C]
-        return x + self.pos_embed[:, None, 1:]
+        return x.flatten(2).transpose(1, 2).reshape(b, t, h * w, c)  # [B, T', H'W', C]
 
     def with_cls(self, x: Tensor, grid: Grid) -> TokenState:
         """Patch tokens [B', N, C] of `grid` -> the TokenState [B', 1 + N, C] with the CLS token first."""

@@ -36,7 +36,7 @@ class FactorisedViViT(VideoBackbone):
 
     def embed(self, video: Tensor) -> TokenState:
         """Each tubelet-frame becomes its own sample: [B*T', 1 + H'W', C] with grid (1, H', W')."""
-        x = self.tokens(video)  # [B, T', H'W', C]
+        x = self.patch_tokens(video) + self.pos_embed[:, None, 1:]  # [B, T', H'W', C]
         b, t, hw, c = x.shape
         return self.with_cls(x.reshape(b * t, hw, c), self.block_grid)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from videotok.models.factorised import FactorisedViViT
-from videotok.models.registry import VIT_BASE, VIT_SMALL, VIT_TINY, named, register_model
+from videotok.models.registry import VIT_BASE, VIT_HUGE, VIT_LARGE, VIT_SMALL, VIT_TINY, named, register_model
 from videotok.models.video_vit import VideoViT
+from videotok.models.videomae import VideoMAE
 
 TIMESFORMER = dict(attention="divided", tubelet_size=1, num_frames=8)  # Bertasius et al. 2021
 VIVIT = dict(attention="joint", tubelet_size=2, num_frames=8)  # ViViT model 1, Arnab et al. 2021
 VIVIT_FE = dict(tubelet_size=2, num_frames=8, temporal_depth=4)  # ViViT model 2
+VIDEOMAE = dict(tubelet_size=2, num_frames=16)  # Tong et al. 2022, fine-tuned for classification
 
 
 @register_model
@@ -68,3 +70,33 @@ def vivit_fe_small_patch16_224(**kwargs: Any) -> FactorisedViViT:
 def vivit_fe_base_patch16_224(**kwargs: Any) -> FactorisedViViT:
     """ViViT-B factorised encoder (model 2): 12 spatial blocks per frame, 4 temporal blocks."""
     return FactorisedViViT(**named("vivit_fe_base_patch16_224", VIT_BASE, VIVIT_FE, overrides=kwargs))
+
+
+@register_model
+def videomae_tiny(**kwargs: Any) -> VideoMAE:
+    """VideoMAE on the tiny ViT, 8 frames: tests and CPU runs."""
+    return VideoMAE(**named("videomae_tiny", VIT_TINY, VIDEOMAE, {"num_frames": 8}, overrides=kwargs))
+
+
+@register_model
+def videomae_small_patch16_224(**kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-S/16, 16 x 224."""
+    return VideoMAE(**named("videomae_small_patch16_224", VIT_SMALL, VIDEOMAE, overrides=kwargs))
+
+
+@register_model
+def videomae_base_patch16_224(**kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-B/16, 16 x 224 (about 180 GFLOPs per view)."""
+    return VideoMAE(**named("videomae_base_patch16_224", VIT_BASE, VIDEOMAE, overrides=kwargs))
+
+
+@register_model
+def videomae_large_patch16_224(**kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-L/16, 16 x 224."""
+    return VideoMAE(**named("videomae_large_patch16_224", VIT_LARGE, VIDEOMAE, overrides=kwargs))
+
+
+@register_model
+def videomae_huge_patch16_224(**kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-H/16, 16 x 224."""
+    return VideoMAE(**named("videomae_huge_patch16_224", VIT_HUGE, VIDEOMAE, overrides=kwargs))

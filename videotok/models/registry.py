@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., VideoBackbone])
 VIT_TINY = dict(embed_dim=96, depth=6, num_heads=3, img_size=96, patch_size=16)  # for tests and CPU runs
 VIT_SMALL = dict(embed_dim=384, depth=12, num_heads=6, img_size=224, patch_size=16)  # ViT-S / DeiT-S
 VIT_BASE = dict(embed_dim=768, depth=12, num_heads=12, img_size=224, patch_size=16)  # ViT-B / DeiT-B
+VIT_LARGE = dict(embed_dim=1024, depth=24, num_heads=16, img_size=224, patch_size=16)  # ViT-L
+VIT_HUGE = dict(embed_dim=1280, depth=32, num_heads=16, img_size=224, patch_size=16)  # ViT-H
 
 
 def register_model(fn: F) -> F:
