@@ -6,7 +6,8 @@ anywhere under the videos folder (flat or in per-class subfolders, whatever the 
 names), and writes into the data folder:
 
     train.csv val.csv test.csv   ``<path relative to data folder> <label index>`` per found clip
-    classes.txt                  sorted class names; label index = line number (from 0)
+    classes.txt                  sorted class names (or a checkpoint's own order, ``--classes-from``);
+                                 label index = line number (from 0)
     missing.txt                  ``<split> <youtube_id> <expected file name>`` per missing clip
 
 A split without labels (e.g. Kinetics-600/700 test) is written to ``<split>_unlabeled.csv``
@@ -21,7 +22,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from data_tools.layout import Row, index_videos, write_classes, write_missing, write_split
 # Our split name -> file names used by the official releases, first match wins.
@@ -61,15 +62,27 @@ def find_annotation_files(annotations_dir: Path) -> dict[str, Path]:
 
 
 def convert(
-    annotation_files: dict[str, Path], videos_dir: Path, data_dir: Path
+    annotation_files: dict[str, Path], videos_dir: Path, data_dir: Path,
+    class_order: Optional[Sequence[str]] = None,
 ) -> dict[str, dict[str, int]]:
-    """Write the CSVs, classes.txt and missing.txt; return per-split found/missing counts."""
+    """Write the CSVs, classes.txt and missing.txt; return per-split found/missing counts.
+
+    ``class_order``: the classes in a model's order (its names go to classes.txt); every
+    annotated label must be one of them, compared as ``videotok.data.labels.class_key``."""
+    from videotok.data.labels import class_key  # the rule evaluation compares names by
+
     rows = {split: read_annotations(path) for split, path in annotation_files.items()}
     labelled = {s for s, r in rows.items() if r and all(x.get("label") for x in r)}
-    classes = sorted({x["label"] for s in labelled for x in rows[s]})
-    if not classes:
+    annotated = sorted({x["label"] for s in labelled for x in rows[s]})
+    if not annotated:
         raise ValueError("no labelled split: need at least the train list with a label column")
-    label_index = {name: i for i, name in enumerate(classes)}
+    classes = annotated if class_order is None else list(class_order)
+    keys = {class_key(name): i for i, name in enumerate(classes)}
+    unknown = [name for name in annotated if class_key(name) not in keys]
+    if unknown:
+        raise ValueError(f"{len(unknown)} annotated classes are not among the {len(classes)} of --classes-from: "
+                         f"{unknown[:5]}")
+    label_index = {name: keys[class_key(name)] for name in annotated}
     videos = index_videos(videos_dir, what="clip")
 
     write_classes(data_dir, classes)
@@ -96,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m data_tools.kinetics",
         description="Write PyTorchVideo path-label CSVs (train/val/test.csv, classes.txt) from "
-        "the official Kinetics annotation lists and a folder of downloaded clips; missing clips "
+        "the official Kinetics     annotation lists and a folder of downloaded clips; missing clips "
         "are counted and listed in missing.txt.",
     )
     p.add_argument("--annotations", type=Path, required=True,
@@ -107,7 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder for the CSVs; CSV paths are relative to it")
     p.add_argument("--splits", default="train,val,test",
                    help="comma-separated splits to convert (default: %(default)s)")
+    p.add_argument("--classes-from", metavar="SOURCE",
+                   help="label in this class order: a classes.txt-style file (one name per line) or a "
+                   "published checkpoint (file, folder or hub id, as `videotok predict --pretrained`)")
     return p
+
+
+def class_order_from(source: str) -> list[str]:
+    """The class names of a one-per-line file, or of a published checkpoint."""
+    from videotok.data.labels import read_classes
+
+    path = Path(source)
+    if path.is_file() and path.suffix in (".txt", ".csv", ""):
+        return read_classes(path)
+    from videotok.models.published import load_published
+
+    return load_published(source).classes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,8 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no annotation CSV in {args.annotations}", file=sys.stderr)
         return 2
     try:
-        counts = convert(files, videos_dir, args.data_dir)
-    except ValueError as e:
+        order = class_order_from(args.classes_from) if args.classes_from else None
+        counts = convert(files, videos_dir, args.data_dir, class_order=order)
+    except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     total_missing = sum(c["missing"] for c in counts.values())

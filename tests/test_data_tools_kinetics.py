@@ -87,3 +87,19 @@ def test_bad_inputs(tmp_path, capsys):
 
 def test_clip_stem():
     assert kinetics.clip_stem("abc", "5.0", "15") == "abc_000005_000015"
+
+
+def test_classes_from_writes_a_models_class_order(kinetics_copy, synthetic_data_dir):
+    """--classes-from: labels follow a model's order (names matched across spellings); classes the
+    model lacks stop the conversion naming them."""
+    annotated = (synthetic_data_dir / "classes.txt").read_text().split()
+    order = [name.upper().replace("_", " ") for name in reversed(annotated)] + ["an extra class"]
+    (kinetics_copy / "order.txt").write_text("\n".join(order) + "\n")
+    assert _run(kinetics_copy, "--classes-from", str(kinetics_copy / "order.txt")) == 0
+    data = kinetics_copy / "data"
+    assert (data / "classes.txt").read_text().splitlines() == order
+    for row in (data / "train.csv").read_text().splitlines():
+        rel, label = row.rsplit(" ", 1)
+        assert order[int(label)] == (data / rel).parent.name.upper().replace("_", " ")
+    (kinetics_copy / "short.txt").write_text("\n".join(order[:2]) + "\n")
+    assert _run(kinetics_copy, "--classes-from", str(kinetics_copy / "short.txt")) == 2

@@ -99,6 +99,7 @@ def test_views_of_one_video_must_share_a_label():
 def test_default_and_parsed_views():
     assert default_views("timesformer_base_patch16_224") == (1, 3)
     assert default_views("vivit_tiny") == (4, 3) and default_views("vivit_fe_small_patch16_224") == (4, 3)
+    assert default_views("videomae_base_patch16_224") == (5, 3)
     assert parse_views("2x3") == (2, 3) and parse_views(" 4X1 ") == (4, 1)
     for bad in ("3", "2x2", "0x3", "axb"):
         with pytest.raises(ValueError, match="--views"):

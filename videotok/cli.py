@@ -16,6 +16,7 @@ training (LightningCLI; `videotok fit --help` for every option):
   validate   validate a checkpoint: videotok validate --config C --ckpt_path P [--reducer NAME ...]
   test       test a checkpoint (clip-level)
 tools:
+  predict    top-k classes of one video: videotok predict --pretrained SOURCE --video FILE
   evaluate   clip- and video-level multi-view evaluation of a checkpoint
   compare    every reducer against the full-token baseline, one report
   flops      GFLOPs per view, params and tokens per block
@@ -33,7 +34,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     flops.add_parser(subparsers)
     listing.add_parsers(subparsers)
-    for name in ("evaluate", "compare"):
+    for name in ("predict", "evaluate", "compare"):
         module = _optional_command(name)
         if module is not None:
             module.add_parser(subparsers)

@@ -66,3 +66,11 @@ def expand_configs(argv: Sequence[str]) -> list[str]:
             value = yaml.safe_dump(load_config(value), sort_keys=False)
         out += ["--config", value]
     return out
+
+
+def with_published(config: dict, source: Optional[str], format: Optional[str] = None) -> dict:
+    """`config` with `--pretrained SOURCE` and `--format` (None: detected) as model.published and
+    model.published_format; unchanged when `source` is None."""
+    if not source:
+        return config
+    return {**config, "model": {**(config.get("model") or {}), "published": source, "published_format": format}}

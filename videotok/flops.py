@@ -45,3 +45,18 @@ def measure_cost(model: nn.Module, batch: int = 1) -> Cost:
     flops = counter.get_total_flops()
     params = sum(p.numel() for p in model.parameters())
     return Cost(gflops=flops / 2 / 1e9 / batch, params_m=params / 1e6, tokens_per_block=trace)
+
+
+def full_token_cost(model: nn.Module) -> Cost:
+    """The cost of `model` with its reducer switched off: the same backbone and weights, every token
+    kept (what a reducer's savings are measured against)."""
+    from videotok.reduce.none import NoReduction
+
+    reducer = model.reducer
+    baseline = NoReduction()
+    baseline.bind(model.spec)
+    model.reducer = baseline
+    try:
+        return measure_cost(model)
+    finally:
+        model.reducer = reducer

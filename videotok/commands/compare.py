@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from videotok.models.published import FORMATS
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -12,13 +14,18 @@ def add_parser(subparsers: Any) -> None:
                     "training-free on its checkpoint, fine-tunes those with parameters from it, and "
                     "writes report.md, results.csv, results.json and accuracy_vs_gflops.png to the run "
                     "folder. A rerun resumes: finished rows are loaded, not recomputed. With no --config "
-                    "it runs the embedded default (synthetic set, generated on first use, on the CPU).",
+                    "it runs the embedded default (synthetic set, generated on first use, on the CPU). "
+                    "With --pretrained (or model.published) the baseline is a published checkpoint: nothing "
+                    "is trained unless compare.finetune_published asks for the reducers with parameters.",
     )
     parser.add_argument("--config", help="experiment config with a `compare:` section (default: the embedded "
                         "synthetic comparison, videotok/defaults/compare.yaml)")
     parser.add_argument("--run-dir", help="where results and the report go (default: compare.run_dir)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="compute only these rows (names from "
                         "compare.strategies); the baseline always runs, and rows finished earlier stay in the report")
+    parser.add_argument("--pretrained", metavar="SOURCE", help="a published video checkpoint as the baseline "
+                        "(a file, a folder or a hub id; sets model.published)")
+    parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
     parser.add_argument("--device", help="cpu or cuda (default: the trainer's accelerator)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
@@ -37,10 +44,11 @@ def _quiet_lightning() -> None:
 def run(args: argparse.Namespace) -> int:
     from videotok.compare import default_config_path, load_default_config, prepare, run_compare, text_table
     from videotok.compare.runner import resolve_device
-    from videotok.config import load_config
+    from videotok.config import load_config, with_published
 
     _quiet_lightning()
     config = load_config(args.config) if args.config else load_default_config()
+    config = with_published(config, args.pretrained, args.format)
     source = args.config or f"{default_config_path()} (embedded default)"
     settings = prepare(config, run_dir=args.run_dir, only=args.only)  # every error before any work
     device = resolve_device(config, args.device)

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from videotok.config import load_config
+from videotok.config import load_config, with_published
+from videotok.models.published import FORMATS
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
 
 
@@ -17,11 +18,17 @@ def add_parser(subparsers: Any) -> None:
         "evaluate", help="clip- and video-level multi-view evaluation of a checkpoint",
         description="Scores every view of every video of a split; reports unreadable videos by path.",
     )
-    parser.add_argument("--config", required=True, help="the experiment config the checkpoint was trained with")
-    parser.add_argument("--ckpt_path", required=True, help="videotok checkpoint (.ckpt)")
+    parser.add_argument("--config", required=True, help="the experiment config the checkpoint was trained with "
+                        "(with --pretrained: an evaluation preset, configs/experiment/eval_k400_*.yaml)")
+    parser.add_argument("--ckpt_path", help="videotok checkpoint (.ckpt)")
+    parser.add_argument("--pretrained", metavar="SOURCE", help="a published video checkpoint in place of "
+                        "--ckpt_path: a file, a folder or a hub id (sets model.published; its preprocessing "
+                        "and test views fill what the config leaves out)")
+    parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
+    parser.add_argument("--data-dir", help="override data.data_dir")
     add_reducer_arguments(parser)
-    parser.add_argument("--views", help="temporal clips x spatial crops, e.g. 4x3 (default: 1x3 "
-                        "TimeSformer, 4x3 ViViT, as in their papers)")
+    parser.add_argument("--views", help="temporal clips x spatial crops, e.g. 4x3 (default: a published "
+                        "checkpoint's own; else 1x3 TimeSformer, 4x3 ViViT and VideoMAE, as in their papers)")
     parser.add_argument("--aggregate", default="softmax", choices=("softmax", "logits"),
                         help="how views of a video are averaged (default softmax)")
     parser.add_argument("--split", default="test", choices=("val", "test"))
@@ -42,15 +49,22 @@ def run(args: argparse.Namespace) -> int:
 
     views = parse_views(args.views) if args.views else None  # bad --views fails before any work
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)  # None: the checkpoint's own
-    config = load_config(args.config)
-    checkpoint = load_checkpoint(args.ckpt_path)
-    datamodule = build_datamodule(config, batch_size=args.batch_size, num_workers=args.num_workers)
+    config = with_published(load_config(args.config), args.pretrained, args.format)
+    published = (config.get("model") or {}).get("published")
+    if not args.ckpt_path and not published:
+        raise ValueError("give the weights: --ckpt_path CKPT (a videotok checkpoint) or --pretrained SOURCE "
+                         "(a published one; or model.published in the config)")
+    checkpoint = load_checkpoint(args.ckpt_path) if args.ckpt_path else None
+    datamodule = build_datamodule(config, data_dir=args.data_dir, batch_size=args.batch_size,
+                                  num_workers=args.num_workers)
     classifier = build_classifier(config, datamodule, reducer, checkpoint=checkpoint)
+    if views is None and published:
+        views = tuple(datamodule.test_views)  # the checkpoint's published protocol, or the config's
     hp = classifier.hparams
     result = evaluate(
         classifier, datamodule, split=args.split, views=views, aggregate=args.aggregate,
         device=args.device, progress=not args.no_progress, precision=args.precision,
-        extra={"config": str(args.config), "checkpoint": str(args.ckpt_path),
+        extra={"config": str(args.config), "checkpoint": str(args.ckpt_path or published),
                "reducer_args": dict(hp.reducer_args or {})},
     )
     print(result.to_table(per_class=args.per_class))

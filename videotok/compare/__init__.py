@@ -49,8 +49,9 @@ def run_compare(config: dict, settings: CompareSettings, device: Optional[str] =
     if settings.torch_threads:
         # On a small shared CPU, more intra-op threads than free cores make training many times slower.
         torch.set_num_threads(settings.torch_threads)
-    rows = Comparison(config, settings, device=device, progress=progress, log=log).run()
-    paths = write_outputs(settings.run_dir, rows, settings, config)
+    comparison = Comparison(config, settings, device=device, progress=progress, log=log)
+    rows = comparison.run()
+    paths = write_outputs(settings.run_dir, rows, settings, config, skipped=comparison.skipped)
     log(f"compare finished in {elapsed(start)}")
     return CompareOutcome(rows, table_rows(rows), paths)
 

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from videotok.compare.runner import RESULT_FILE, RowResult
+from videotok.settings import data_options
 
 REPORT_FILE = "report.md"
 CSV_FILE = "results.csv"
@@ -136,11 +137,12 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def describe(rows: Sequence[RowResult], settings: Any, config: dict) -> dict[str, Any]:
-    """Run-level facts for the report header and results.json."""
+def describe(rows: Sequence[RowResult], settings: Any, config: dict,
+             skipped: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Run-level facts for the report header and results.json; `skipped`: (row, why) left out."""
     baseline = rows[0].result
     hashes = sorted({r.result.video_list_hash for r in rows})
-    data = config.get("data") or {}
+    data = data_options(config)
     trainer = config.get("trainer") or {}
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -162,6 +164,8 @@ def describe(rows: Sequence[RowResult], settings: Any, config: dict) -> dict[str
         "aggregate": baseline.aggregate,
         "baseline_epochs": trainer.get("max_epochs"),
         "baseline_checkpoint": settings.baseline_checkpoint,
+        "published": settings.published,
+        "skipped": [list(row) for row in skipped],
         "finetune_epochs": settings.finetune_epochs,
         "precision": baseline.precision,
         "device": baseline.device,
@@ -180,8 +184,12 @@ def results_json(rows: Sequence[RowResult], table: Sequence[TableRow], meta: dic
 
 def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optional[str]) -> str:
     clips, crops = meta["views"]
-    trained = (f"the given checkpoint {meta['baseline_checkpoint']}" if meta["baseline_checkpoint"]
-               else f"trained {_count(meta['baseline_epochs'], 'epoch')}")
+    if meta["published"]:
+        trained = f"the published checkpoint {meta['published']}, not trained here"
+    elif meta["baseline_checkpoint"]:
+        trained = f"the given checkpoint {meta['baseline_checkpoint']}"
+    else:
+        trained = f"trained {_count(meta['baseline_epochs'], 'epoch')}"
     lines = [
         "# Token reduction against the full-token baseline",
         "",
@@ -205,6 +213,8 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optio
                       f"{', '.join(meta['video_list_hashes'])}."]
     if len(meta["machines"]) > 1:
         lines += ["", "Rows resumed from an earlier run were timed on: " + "; ".join(meta["machines"]) + "."]
+    for name, why in meta["skipped"]:
+        lines += ["", f"Not run: {name} ({why})."]
     if meta["unreadable"]:
         lines += ["", f"Unreadable videos ({len(meta['unreadable'])}): " + ", ".join(meta["unreadable"][:20])]
     if plot:
@@ -217,12 +227,13 @@ def _count(n: Any, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, config: dict) -> dict[str, Path]:
+def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, config: dict,
+                  skipped: Sequence[tuple[str, str]] = ()) -> dict[str, Path]:
     """report.md, results.csv, results.json and the plot in `run_dir`; returns their paths."""
     from videotok.compare.plot import plot_accuracy_vs_gflops
 
     table = table_rows(rows)
-    meta = describe(rows, settings, config)
+    meta = describe(rows, settings, config, skipped)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / REPORT_FILE, "csv": run_dir / CSV_FILE, "json": run_dir / JSON_FILE,
              "plot": run_dir / PLOT_FILE}

@@ -1,7 +1,10 @@
 """The comparison itself: train the full-token baseline once, then score every strategy the same way.
 
 Reducers without parameters run training-free on the baseline checkpoint; reducers that add
-parameters are fine-tuned from it (`init_checkpoint`) for the same number of epochs each. Every row
+parameters are fine-tuned from it (`init_checkpoint`) for the same number of epochs each. With
+`model.published` the baseline is that published checkpoint, evaluated as it is (no training);
+reducers that add parameters are then fine-tuned from it only with `compare.finetune_published`,
+else they are listed as skipped. Every row
 is written to `<run_dir>/<row>/result.json` as soon as it is finished, so a rerun loads finished
 rows, resumes an interrupted training from its `last.ckpt`, and recomputes only what is missing.
 Each row folder also keeps `training.json`, what its weights depend on: a rerun whose config would
@@ -102,6 +105,7 @@ class Comparison:
         self.precision = eval_precision(config)
         self.baseline_training = baseline_training(config, settings)
         self._datamodule = None
+        self.skipped: list[tuple[str, str]] = []  # (row, why) of rows left out of this run's report
         devices = (config.get("trainer") or {}).get("devices", 1)
         if str(devices) not in ("1", "None", "auto"):
             log(f"note: trainer.devices={devices}, but compare trains in this process on one device; "
@@ -112,7 +116,7 @@ class Comparison:
         """Stop before any work when a row folder holds weights made under other settings."""
         expected = {BASELINE: self.baseline_training}
         for strategy in self.settings.strategies:
-            if strategy.adds_parameters and self.settings.selected(strategy):
+            if strategy.adds_parameters and self.settings.selected(strategy) and self._trains(strategy):
                 expected[strategy.name] = finetune_training(strategy, self.baseline_training, self.settings)
         stale = []
         for name, training in expected.items():
@@ -136,6 +140,11 @@ class Comparison:
         self.check_resumable()
         rows = [self._baseline(1)]
         for n, strategy in enumerate(self.settings.strategies, start=2):
+            if self.settings.selected(strategy) and not self._trains(strategy):
+                why = "adds parameters; on a published checkpoint it is fine-tuned only with compare.finetune_published: true"
+                self._announce(n, strategy.name, f"skipped: {why}")
+                self.skipped.append((strategy.name, why))
+                continue
             if self.settings.selected(strategy):
                 rows.append(self._strategy(n, strategy))
                 continue
@@ -144,6 +153,10 @@ class Comparison:
             if loaded is not None:
                 rows.append(RowResult(strategy.name, strategy, loaded, loaded=True))
         return rows
+
+    def _trains(self, strategy: Strategy) -> bool:
+        """Whether this run may compute the row (on a published checkpoint, training must be asked for)."""
+        return not (strategy.adds_parameters and self.settings.published and not self.settings.finetune_published)
 
     def _training(self, strategy: Strategy) -> dict:
         if strategy.adds_parameters:
@@ -165,7 +178,9 @@ class Comparison:
         if loaded is not None:
             self._announce(n, BASELINE, f"done earlier, loaded {self.settings.row_dir(BASELINE) / RESULT_FILE}")
             return RowResult(BASELINE, None, loaded, loaded=True)
-        if self.settings.baseline_checkpoint:
+        if self.settings.published:
+            self._announce(n, BASELINE, f"the published checkpoint {self.settings.published}, as it is (no training)")
+        elif self.settings.baseline_checkpoint:
             self._announce(n, BASELINE, f"using the given checkpoint {self.settings.baseline_checkpoint}")
         else:
             epochs = (self.config.get("trainer") or {}).get("max_epochs")
@@ -177,7 +192,10 @@ class Comparison:
         result = self._evaluate(None, checkpoint, signature)
         return self._save(BASELINE, None, result)
 
-    def baseline_checkpoint_path(self) -> Path:
+    def baseline_checkpoint_path(self) -> Optional[Path]:
+        """The baseline's videotok checkpoint; None when its weights are model.published's."""
+        if self.settings.published:
+            return None
         if self.settings.baseline_checkpoint:
             return Path(self.settings.baseline_checkpoint)
         return last_checkpoint(self.settings.row_dir(BASELINE))
@@ -194,13 +212,11 @@ class Comparison:
             self._announce(n, strategy.name, f"{label}, training-free on the baseline checkpoint")
             return self._save(strategy.name, strategy, self._evaluate(strategy, baseline, signature))
         epochs = self.settings.finetune_epochs
+        start = {"pretrained": None} if baseline is None else {"init_checkpoint": str(baseline), "pretrained": None}
         self._train_row(
             n, strategy.name, training, epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
-            lambda: build_classifier(
-                self.config, self.datamodule, strategy.choice,
-                **{**self.settings.finetune, "init_checkpoint": str(baseline), "pretrained": None},
-            ),
+            lambda: build_classifier(self.config, self.datamodule, strategy.choice, **{**self.settings.finetune, **start}),
         )
         self._announce(n, strategy.name, "evaluating")
         checkpoint = last_checkpoint(self.settings.row_dir(strategy.name))
@@ -249,8 +265,9 @@ class Comparison:
         )
         return kwargs
 
-    def _evaluate(self, strategy: Optional[Strategy], checkpoint: Path, signature: dict) -> EvaluationResult:
-        state = load_checkpoint(checkpoint)
+    def _evaluate(self, strategy: Optional[Strategy], checkpoint: Optional[Path], signature: dict) -> EvaluationResult:
+        """`strategy` (None: the baseline) on `checkpoint`'s weights (None: model.published's)."""
+        state = load_checkpoint(checkpoint) if checkpoint is not None else None
         reducer = strategy.choice if strategy is not None else ReducerChoice()
         classifier = build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
         return evaluate(
@@ -258,7 +275,7 @@ class Comparison:
             aggregate=self.settings.aggregate, device=self.device, progress=self.progress,
             precision=self.precision,
             extra={"row": BASELINE if strategy is None else strategy.name,
-                   "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint),
+                   "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint or self.settings.published),
                    "signature": signature, "machine": machine_description(self.device),
                    "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )

@@ -33,7 +33,7 @@ _RUNTIME_KEYS = {
                 "enable_model_summary"},
 }
 _COMPARE_KEYS = {"split", "views", "aggregate", "run_dir", "finetune_epochs", "finetune", "strategies",
-                 "torch_threads", "seed", "baseline_checkpoint"}
+                 "torch_threads", "seed", "baseline_checkpoint", "finetune_published"}
 _ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -75,6 +75,8 @@ class CompareSettings:
     seed: int = 0
     baseline_checkpoint: Optional[str] = None  # skip training: a full-token videotok checkpoint
     only: Optional[tuple[str, ...]] = None  # compute only these rows; others are reported if finished
+    published: Optional[str] = None  # model.published: the baseline is this published checkpoint, untrained here
+    finetune_published: bool = False  # with `published`: fine-tune the reducers that add parameters (else skip them)
 
     def selected(self, strategy: Strategy) -> bool:
         return self.only is None or strategy.name in self.only
@@ -119,6 +121,12 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
     baseline_checkpoint = section.get("baseline_checkpoint")
     if baseline_checkpoint and not Path(baseline_checkpoint).is_file():
         raise ValueError(f"compare.baseline_checkpoint: {baseline_checkpoint}: no such file")
+    published = (config.get("model") or {}).get("published")
+    if published and baseline_checkpoint:
+        raise ValueError("compare.baseline_checkpoint and model.published both name the baseline's weights: set one")
+    finetune_published = section.get("finetune_published", False)
+    if not isinstance(finetune_published, bool):
+        raise ValueError(f"compare.finetune_published: expected true or false, got {finetune_published!r}")
     strategies = _parse_strategies(section.get("strategies"))
     if only:
         missing = sorted(set(only) - {s.name for s in strategies})
@@ -137,6 +145,8 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
         seed=int(section.get("seed", 0)),
         baseline_checkpoint=baseline_checkpoint,
         only=tuple(only) if only else None,
+        published=str(published) if published else None,
+        finetune_published=finetune_published,
     )
 
 
@@ -222,7 +232,17 @@ def baseline_training(config: dict, settings: CompareSettings) -> dict[str, Any]
     under another one cannot be resumed or reused."""
     sections = {key: {k: v for k, v in (config.get(key) or {}).items() if k not in _RUNTIME_KEYS.get(key, ())}
                 for key in ("model", "data", "trainer")}
-    return _normalised({**sections, "seed": settings.seed, "baseline_checkpoint": settings.baseline_checkpoint})
+    weights = {"published_files": file_fingerprint(settings.published)} if settings.published else {}
+    return _normalised({**sections, "seed": settings.seed, "baseline_checkpoint": settings.baseline_checkpoint,
+                        **weights})
+
+
+def file_fingerprint(source: str) -> list[list[Any]]:
+    """(name, bytes, modification time) of a local file or of a folder's files: a published checkpoint
+    replaced at the same path makes earlier rows stale. Empty for a hub id (its name is the version)."""
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 def finetune_training(strategy: Strategy, baseline: dict[str, Any], settings: CompareSettings) -> dict[str, Any]:

@@ -67,3 +67,27 @@ def read_labeled_paths(
     if not pairs:
         raise ValueError(f"{csv_path} lists no video")
     return LabeledVideoPaths(pairs, path_prefix=str(root))
+
+
+def class_key(name: str) -> str:
+    """A class name as compared across sources: Kinetics lists spell the same class with
+    underscores or spaces, in other cases, with or without quotes."""
+    return " ".join(name.strip().strip("\"'").replace("_", " ").lower().split())
+
+
+def check_class_order(data_classes: list[str], data_source: str, model_classes: list[str], model_source: str,
+                      fix: str = "") -> None:
+    """Fail, naming both sources, unless the data's label i is the model's class i for every i
+    (names compared by `class_key`). `fix`: what the user can run to rewrite the data."""
+    data_keys, model_keys = [class_key(n) for n in data_classes], [class_key(n) for n in model_classes]
+    if data_keys == model_keys:
+        return
+    hint = f" {fix}" if fix else ""
+    if len(data_keys) != len(model_keys) or set(data_keys) != set(model_keys):
+        unknown = [n for n, k in zip(data_classes, data_keys) if k not in set(model_keys)]
+        detail = f"; not among the model's: {unknown[:5]}" if unknown else ""
+        raise ValueError(f"{data_source} lists {len(data_keys)} classes, {model_source} has {len(model_keys)} "
+                         f"other ones{detail}.{hint}")
+    first = next(i for i, (a, b) in enumerate(zip(data_keys, model_keys)) if a != b)
+    raise ValueError(f"{data_source} has the classes of {model_source} in another order: label {first} is "
+                     f"{data_classes[first]!r} in the data, {model_classes[first]!r} in the model.{hint}")

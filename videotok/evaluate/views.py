@@ -7,14 +7,14 @@ import re
 
 from videotok.data.transforms import check_views
 
-# The papers' test protocols: TimeSformer 1 clip x 3 crops, ViViT 4 clips x 3 crops.
-_DEFAULT_VIEWS = (("timesformer", (1, 3)), ("vivit", (4, 3)))  # "vivit" also covers vivit_fe
+# The papers' Kinetics test protocols: TimeSformer 1 clip x 3 crops, ViViT 4 x 3, VideoMAE 5 x 3.
+_DEFAULT_VIEWS = (("timesformer", (1, 3)), ("vivit", (4, 3)), ("videomae", (5, 3)))  # "vivit" covers vivit_fe
 _VIEWS_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 __all__ = ["check_views", "default_views", "parse_views"]
 
 
 def default_views(model_name: str) -> tuple[int, int]:
-    """(clips, crops) of the model family's paper: (1, 3) for TimeSformer, (4, 3) for ViViT."""
+    """(clips, crops) of the model family's paper: (1, 3) TimeSformer, (4, 3) ViViT, (5, 3) VideoMAE."""
     for prefix, views in _DEFAULT_VIEWS:
         if model_name.startswith(prefix):
             return views

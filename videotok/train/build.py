@@ -6,13 +6,19 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from videotok.data import KineticsDataModule
+from videotok.data.labels import check_class_order
 from videotok.reduce.choice import ReducerChoice
-from videotok.settings import resolve_model_settings
+from videotok.settings import data_options, published_checkpoint, resolve_model_settings
 from videotok.train.module import VideoClassifier
+
+CLASS_ORDER_FIX = ("Write the data folder in the checkpoint's class order: python -m data_tools.kinetics ... "
+                   "--classes-from CHECKPOINT")
 
 
 def build_datamodule(config: dict, **overrides: Any) -> KineticsDataModule:
-    data = {**(config.get("data") or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    """The config's data module (with `model.published`, the checkpoint's preprocessing where the
+    config is silent); `overrides` that are not None replace its options."""
+    data = {**data_options(config), **{k: v for k, v in overrides.items() if v is not None}}
     if "data_dir" not in data:
         raise ValueError("config has no data.data_dir: name the dataset folder")
     return KineticsDataModule(**data)
@@ -37,6 +43,10 @@ def build_classifier(
     if reducer is None and checkpoint is not None:
         reducer = trained_reducer(checkpoint)
     settings = resolve_model_settings(config, reducer, num_classes=datamodule.num_classes)
+    checkpoint = published_checkpoint(config)
+    if checkpoint is not None:
+        check_class_order(datamodule.classes, str(datamodule.data_dir / "classes.txt"), checkpoint.classes,
+                          f"the published checkpoint {checkpoint.source}", fix=CLASS_ORDER_FIX)
     options = {**(config.get("model") or {}), **settings.classifier_args(), **overrides}
     if checkpoint is not None:
         options.pop("init_checkpoint", None)

@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from videotok.data.failures import FailureTracker, count_loaded_videos
 from videotok.models import create_model
+from videotok.models.published import PublishedCheckpoint, load_published
 from videotok.reduce import Reducer, build_reducer
 from videotok.train.checkpoint import upgrade_checkpoint, upgrade_on_load
 from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosine
@@ -43,10 +44,30 @@ def declare_static_graph(strategy: Strategy, reducer: str) -> None:
         options["static_graph"] = True
 
 
+def fitting_published(source: str, format: Optional[str], pretrained: Optional[str], **shape: int) -> PublishedCheckpoint:
+    """The published checkpoint `source`, after checking that it takes the clips and classes
+    (`shape`: num_classes, num_frames, img_size) the data gives."""
+    if pretrained:
+        raise ValueError("model.pretrained (image weights to start training from) and model.published (a "
+                         "trained video checkpoint) exclude each other: set one")
+    checkpoint = load_published(source, format)
+    wanted = {"num_classes": len(checkpoint.classes), **{k: checkpoint.model_args[k] for k in ("num_frames", "img_size")}}
+    wrong = [f"{k}={shape[k]} (it has {v})" for k, v in wanted.items() if shape[k] != v]
+    if wrong:
+        raise ValueError(f"model.published={source}: the data gives {', '.join(wrong)}; set the data options to "
+                         "the checkpoint's preprocessing (leave data.num_frames and data.crop_size out) and "
+                         "its classes")
+    return checkpoint
+
+
 class VideoClassifier(L.LightningModule):
     """Backbone `model` (a registry name) with reducer `reducer` (a registry name + its arguments).
 
     `pretrained`: a local timm ViT/DeiT state dict to inflate (start of a Kinetics recipe).
+    `published`: a published video checkpoint (file, folder or hub id; `published_format` names its
+    format when detection is not wanted, videotok/models/published): it decides the backbone, so
+    `model`, `model_args` and `tubelet_size` are not read (the hyperparameters record its model),
+    and it must take `num_frames` x `img_size` clips and have `num_classes` classes.
     `init_checkpoint`: a videotok checkpoint whose weights start this run (fine-tuning a reducer
     that adds parameters from a full-token checkpoint); only the reducer's own parameters may be
     missing from it. Optimiser state is not taken from it (that is what `--ckpt_path` resumes).
@@ -65,6 +86,8 @@ class VideoClassifier(L.LightningModule):
         tubelet_size: Optional[int] = None,
         model_args: Optional[dict[str, Any]] = None,
         pretrained: Optional[str] = None,
+        published: Optional[str] = None,
+        published_format: Optional[str] = None,
         init_checkpoint: Optional[str] = None,
         reducer: str = "none",
         reducer_args: Optional[dict[str, Any]] = None,
@@ -78,13 +101,21 @@ class VideoClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        overrides = dict(model_args or {})
-        if tubelet_size is not None:
-            overrides["tubelet_size"] = tubelet_size
-        self.model = create_model(
-            model, reducer=build_reducer(reducer, **(reducer_args or {})), pretrained=pretrained,
-            num_classes=num_classes, num_frames=num_frames, img_size=img_size, **overrides,
-        )
+        reducer_module = build_reducer(reducer, **(reducer_args or {}))
+        if published:
+            shape = dict(num_classes=num_classes, num_frames=num_frames, img_size=img_size)
+            checkpoint = fitting_published(published, published_format, pretrained, **shape)
+            self.model = checkpoint.build(reducer_module)
+            backbone_args = {k: v for k, v in checkpoint.model_args.items() if k not in shape}
+            self.hparams.update(model=checkpoint.model, model_args=backbone_args, tubelet_size=None)
+        else:
+            overrides = dict(model_args or {})
+            if tubelet_size is not None:
+                overrides["tubelet_size"] = tubelet_size
+            self.model = create_model(
+                model, reducer=reducer_module, pretrained=pretrained,
+                num_classes=num_classes, num_frames=num_frames, img_size=img_size, **overrides,
+            )
         build_optimizer([{"params": [torch.zeros(1)]}], optimizer, lr)  # fail now on a bad name
         if init_checkpoint:
             self._load_initial_weights(init_checkpoint)
