@@ -27,13 +27,15 @@ class VideoMAE(VideoBackbone):
     """The VideoMAE encoder as fine-tuned for classification. The query and value biases of the
     published models are the `qkv` bias with a zero key part: a key bias adds the same amount to
     every logit of a query, so it never changes attention (nor gets a gradient through it).
-    Other arguments: the base class's (VideoBackbone)."""
+    `fc_norm_eps` (default: `norm_eps`) exists because transformers' port uses 1e-5 there and its
+    config's eps in the blocks. Other arguments: the base class's (VideoBackbone)."""
 
     num_prefix = 0
     position_params = ()
     token_params = ()
 
-    def __init__(self, tubelet_size: int = 2, **kwargs: Any) -> None:
+    def __init__(self, tubelet_size: int = 2, fc_norm_eps: Optional[float] = None, **kwargs: Any) -> None:
+        self.fc_norm_eps = fc_norm_eps
         super().__init__(tubelet_size=tubelet_size, block_attention="joint", global_pool="avg", **kwargs)
         self.attention = "joint"
 
@@ -45,7 +47,8 @@ class VideoMAE(VideoBackbone):
     def build_neck(self, drop_path: list[float], block_args: dict) -> None:
         """Mean pooling replaces the final norm: `norm` is the identity, `fc_norm` follows the mean."""
         self.norm = nn.Identity()
-        self.fc_norm = nn.LayerNorm(self.embed_dim, eps=block_args["norm_eps"])
+        eps = block_args["norm_eps"] if self.fc_norm_eps is None else self.fc_norm_eps
+        self.fc_norm = nn.LayerNorm(self.embed_dim, eps=eps)
 
     def embed(self, video: Tensor) -> TokenState:
         x = self.patch_tokens(video)  # [B, T', H'W', C]

@@ -1,0 +1,94 @@
+"""What a converted published checkpoint is: videotok weights, the model that takes them, its class
+order and the preprocessing its authors tested it with. Building it is the only step that makes a
+model, so several reducer variants share one conversion."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from videotok.models.base import VideoBackbone
+from videotok.models.registry import create_model
+from videotok.reduce.base import Reducer
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the checkpoint's authors fed it at test time, in videotok's convention: frames divided
+    by 255, then normalised by `mean` and `std` ([-1, 1] scaling is mean 0.5, std 0.5)."""
+
+    num_frames: int
+    sampling_rate: int  # frame interval in the video's own frames
+    short_side: int  # test-time resize of the short side
+    crop_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    views: tuple[int, int]  # published test views: (temporal clips, spatial crops)
+
+    def data_args(self) -> dict[str, Any]:
+        """KineticsDataModule keyword arguments. Validation gets the published views too: the
+        Kinetics numbers papers report are measured on its validation split."""
+        return dict(
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            crop_size=self.crop_size,
+            eval_short_side=self.short_side,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+            val_views=tuple(self.views),
+            test_views=tuple(self.views),
+        )
+
+
+@dataclass
+class PublishedCheckpoint:
+    """A published checkpoint converted to videotok: `build` makes the backbone.
+
+    `notes` says where each preprocessing value came from (read from the checkpoint's files or a
+    family default) and anything the conversion could not reproduce."""
+
+    source: str  # as the user gave it
+    format: str  # one of FORMATS
+    model: str  # a registered videotok model name
+    model_args: dict[str, Any]  # create_model overrides
+    classes: list[str]  # class i = logit i, in the checkpoint's own order
+    preprocessing: Preprocessing
+    state_dict: dict[str, Tensor]  # videotok parameter names
+    notes: list[str] = field(default_factory=list)
+
+    def build(self, reducer: Optional[Reducer] = None) -> VideoBackbone:
+        """`create_model(model, reducer=reducer, **model_args)` with the weights loaded strictly
+        (only the reducer's own `reducer.*` parameters may stay as initialised), in eval mode."""
+        model = create_model(self.model, reducer=reducer, **self.model_args)
+        check_keys(self.state_dict, model.state_dict(), self.source)
+        model.load_state_dict(self.state_dict, strict=False)
+        return model.eval()
+
+
+def check_keys(converted: dict[str, Tensor], target: dict[str, Tensor], source: str) -> None:
+    """Refuse a conversion that does not fill `target` exactly: a missing or extra name, or a shape
+    that differs, is named (reducer parameters are the only ones allowed to be missing)."""
+    missing = [k for k in target if k not in converted and not k.startswith("reducer.")]
+    extra = [k for k in converted if k not in target]
+    shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}"
+        for k, v in converted.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+    if extra:
+        problems.append(f"unexpected {', '.join(extra[:6])}{' ...' if len(extra) > 6 else ''}")
+    if shapes:
+        problems.append(f"shapes differ: {'; '.join(shapes[:6])}")
+    if problems:
+        raise ValueError(f"{source}: the converted weights do not fit the model: {'; '.join(problems)}")
+
+
+def meta_state(model: str, model_args: dict[str, Any]) -> dict[str, Tensor]:
+    """The state dict `create_model(model, **model_args)` expects, without making any weights."""
+    with torch.device("meta"):
+        return create_model(model, **model_args).state_dict()
