@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from videotok.data import KineticsDataModule
 from videotok.data.pytorchvideo_compat import UniformCropVideo
 from videotok.data.transforms import eval_clip_transform, eval_view_transform
 from videotok.data.video_reader import open_video, read_clip
@@ -199,7 +200,12 @@ def test_family_protocols_without_a_processor_config(tmp_path):
     p = load_published(str(folder)).preprocessing
     assert (p.num_frames, p.sampling_rate, p.short_side, p.crop_size, p.views) == (8, 32, 224, 224, (1, 3))
     assert p.data_args() == dict(num_frames=8, sampling_rate=32, crop_size=224, eval_short_side=224,
-                                 mean=(0.45,) * 3, std=(0.225,) * 3, val_views=(1, 3), test_views=(1, 3))
+                                 mean=(0.45,) * 3, std=(0.225,) * 3, val_views=(1, 3), test_views=(1, 3),
+                                 train_scale=(256, 320))
+    # a 448 px checkpoint (TimeSformer-HR) gets a fine-tuning scale the data module accepts
+    hr = dataclasses.replace(p, short_side=448, crop_size=448)
+    assert hr.data_args()["train_scale"] == (512, 640)
+    KineticsDataModule(str(tmp_path), **hr.data_args())
 
 
 # -- original layouts, written from transformers' models with the original repositories' names ------

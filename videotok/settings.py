@@ -3,9 +3,9 @@
 The `data:` section decides the clip the model sees (frames, crop size) and, through its class
 list, the classifier width; the `model:` section names the backbone, its tubelet, extra backbone
 arguments and the reducer. With `model.published` (a published video checkpoint) the checkpoint
-decides the backbone, and its preprocessing fills the data options the config leaves out. Training links the same options (DATA_LINKS, in LightningCLI), and
-`evaluate`, `compare` and `flops` call `resolve_model_settings`, so none of them derives these
-again. `ModelSettings.spec()` gives the BackboneSpec a reducer is bound to without making weights.
+decides the backbone, and its preprocessing fills the data options the config leaves out. Training
+links the same options (DATA_LINKS, in LightningCLI), and `evaluate`, `compare` and `flops` call
+`resolve_model_settings`, so none of them derives these again. `ModelSettings.spec()` gives the BackboneSpec a reducer is bound to without making weights.
 """
 from __future__ import annotations
 

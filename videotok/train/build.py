@@ -43,10 +43,10 @@ def build_classifier(
     if reducer is None and checkpoint is not None:
         reducer = trained_reducer(checkpoint)
     settings = resolve_model_settings(config, reducer, num_classes=datamodule.num_classes)
-    checkpoint = published_checkpoint(config)
-    if checkpoint is not None:
-        check_class_order(datamodule.classes, str(datamodule.data_dir / "classes.txt"), checkpoint.classes,
-                          f"the published checkpoint {checkpoint.source}", fix=CLASS_ORDER_FIX)
+    published = published_checkpoint(config)
+    if published is not None and published.has_class_names:  # else the data's names are taken as its
+        check_class_order(datamodule.classes, str(datamodule.data_dir / "classes.txt"), published.classes,
+                          f"the published checkpoint {published.source}", fix=CLASS_ORDER_FIX)
     options = {**(config.get("model") or {}), **settings.classifier_args(), **overrides}
     if checkpoint is not None:
         options.pop("init_checkpoint", None)

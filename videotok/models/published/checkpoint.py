@@ -29,9 +29,11 @@ class Preprocessing:
 
     def data_args(self) -> dict[str, Any]:
         """KineticsDataModule keyword arguments. Validation gets the published views too: the
-        Kinetics numbers papers report are measured on its validation split."""
+        Kinetics numbers papers report are measured on its validation split. Fine-tuning's scale
+        jitter grows with the crop (256-320 px at 224, as videotok's default)."""
         return dict(
             num_frames=self.num_frames,
+            train_scale=(round(self.crop_size * 256 / 224), round(self.crop_size * 320 / 224)),
             sampling_rate=self.sampling_rate,
             crop_size=self.crop_size,
             eval_short_side=self.short_side,
@@ -57,6 +59,11 @@ class PublishedCheckpoint:
     preprocessing: Preprocessing
     state_dict: dict[str, Tensor]  # videotok parameter names
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_class_names(self) -> bool:
+        """False when the checkpoint carried no names and none were given ("class 0", ...)."""
+        return self.classes != [f"class {i}" for i in range(len(self.classes))]
 
     def build(self, reducer: Optional[Reducer] = None) -> VideoBackbone:
         """`create_model(model, reducer=reducer, **model_args)` with the weights loaded strictly
