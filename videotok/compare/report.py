@@ -195,8 +195,7 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optio
         "",
         f"- **Machine:** {meta['machine']}; torch {meta['torch']}; {meta['date']}",
         f"- **Model:** {meta['model']}, {meta['num_frames']} frames x {meta['crop_size']} px; "
-        f"baseline {trained}; reducers with parameters fine-tuned {_count(meta['finetune_epochs'], 'epoch')} "
-        "from it, the others training-free on its checkpoint",
+        f"baseline {trained}; {_how_reducers_ran(meta)}",
         f"- **Data:** {meta['data_dir']}, split `{meta['split']}`, {meta['videos_evaluated']} of "
         f"{meta['videos']} videos evaluated, video list hash `{meta['video_list_hash']}`",
         f"- **Protocol:** {clips} clips x {crops} crops per video, {meta['aggregate']} averaged for "
@@ -221,6 +220,13 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optio
         lines += ["", f"Plot: [{plot}]({plot}) (video top-1 against GFLOPs per view).", "", f"![accuracy vs GFLOPs]({plot})"]
     lines += ["", f"Per-row details (per-class accuracy, timings, checkpoints): `<row>/{RESULT_FILE}`.", ""]
     return "\n".join(lines)
+
+
+def _how_reducers_ran(meta: dict[str, Any]) -> str:
+    free = "reducers without parameters training-free on its weights"
+    if meta["published"] and meta["skipped"]:
+        return f"{free}; those with parameters not run (they need compare.finetune_published: true)"
+    return f"{free}, those with parameters fine-tuned {_count(meta['finetune_epochs'], 'epoch')} from it"
 
 
 def _count(n: Any, noun: str) -> str:

@@ -64,7 +64,9 @@ class RowResult:
 
     @property
     def trained(self) -> str:
-        return "trained" if self.strategy is None else self.strategy.trained
+        if self.strategy is None:
+            return "published" if self.result.extra.get("published") else "trained"
+        return self.strategy.trained
 
 
 def machine_description(device: str) -> str:
@@ -276,6 +278,7 @@ class Comparison:
             precision=self.precision,
             extra={"row": BASELINE if strategy is None else strategy.name,
                    "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint or self.settings.published),
+                   "published": self.settings.published,
                    "signature": signature, "machine": machine_description(self.device),
                    "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )
