@@ -71,3 +71,10 @@ def test_unknown_name_and_bad_input_are_named():
     model = create_model("vivit_tiny", num_frames=4)
     with pytest.raises(ValueError, match=r"vivit_tiny expects video \[B, C, T, H, W\] = \[B, 3, 4, 96, 96\]"):
         model(torch.zeros(1, 3, 8, 96, 96))
+
+
+def test_a_backbone_without_cls_refuses_token_pooling():
+    with pytest.raises(ValueError, match=r"global_pool='token' pools the CLS token, but videomae_tiny has none; "
+                                         r"use global_pool='avg'"):
+        create_model("videomae_tiny", global_pool="token")
+    assert create_model("videomae_tiny", global_pool="avg").num_prefix == 0
