@@ -54,6 +54,13 @@ def test_flops_timesformer_base(capsys):
     assert "params: 121.5" in out
 
 
+def test_flops_videomae_base(capsys):
+    """DESIGN.md's VideoMAE-B 16x224 row: 180 GFLOPs per view (the paper's; 8 x 14 x 14 tubelets, no CLS)."""
+    out = run(capsys, "flops", "--model", "videomae_base_patch16_224", "--num-frames", "16")
+    assert gflops(out) == pytest.approx(180, rel=0.02)
+    assert "params: 86.5" in out and "tokens per block: 1568 x13" in out
+
+
 def test_flops_reads_a_preset_file(capsys):
     out = run(capsys, "flops", "--model", "timesformer_tiny", "--reducer", "configs/reducer/tome_third.yaml",
               "--reducer-arg", "r=2")
