@@ -22,6 +22,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--model", help="model name (see `videotok models`)")
     parser.add_argument("--num-frames", type=int)
     parser.add_argument("--img-size", type=int)
+    parser.add_argument("--patch-size", type=int, help="patch side in pixels (e.g. 14 for a DINOv2-style ViT-S/14)")
     parser.add_argument("--tubelet-size", type=int)
     parser.add_argument("--num-classes", type=int, help="classifier width (default 400; changes params only)")
     add_reducer_arguments(parser)
@@ -30,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
 
 def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, ReducerChoice]:
     """The model the options describe: `--config` gives what training would build (videotok/settings.py),
-    then `--model`, the shape options and `--reducer` override it."""
+    then `--model`, the shape options and `--reducer` override it. Returns the model, the registry
+    name it was built from and the reducer."""
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
     name, overrides = args.model, {}
     if args.config:
@@ -38,7 +40,7 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, Redu
         name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer
     if not name:
         raise ValueError("--model NAME (or --config) is required; `videotok models` lists the names")
-    for key in ("num_frames", "img_size", "tubelet_size", "num_classes"):
+    for key in ("num_frames", "img_size", "patch_size", "tubelet_size", "num_classes"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     reducer = reducer or ReducerChoice()
@@ -77,8 +79,9 @@ def _compress(tokens: list[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, name, reducer = build_from_flags(args)
+    model, _, reducer = build_from_flags(args)
     shape = f"{model.num_frames}x{model.img_size}"
-    print(f"model: {name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
+    # the name of what was built: another patch or image size than the registry name states shows
+    print(f"model: {model.model_name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
     print(format_cost(measure_cost(model)))
     return 0
