@@ -29,10 +29,9 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, ReducerChoice]:
+def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, ReducerChoice]:
     """The model the options describe: `--config` gives what training would build (videotok/settings.py),
-    then `--model`, the shape options and `--reducer` override it. Returns the model, the registry
-    name it was built from and the reducer."""
+    then `--model`, the shape options and `--reducer` override it."""
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
     name, overrides = args.model, {}
     if args.config:
@@ -49,7 +48,7 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, Redu
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = create_model(name, reducer=reducer.build(), **overrides)
-    return model, name, reducer
+    return model, reducer
 
 
 def format_cost(cost: Cost) -> str:
@@ -79,9 +78,9 @@ def _compress(tokens: list[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _, reducer = build_from_flags(args)
+    model, reducer = build_from_flags(args)
     shape = f"{model.num_frames}x{model.img_size}"
-    # the name of what was built: another patch or image size than the registry name states shows
+    # model_name, not --model: it states the patch and image size the model was built with
     print(f"model: {model.model_name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
     print(format_cost(measure_cost(model)))
     return 0
