@@ -1,20 +1,21 @@
 """Test arguments for every registered reducer, shared by tests/test_invariants.py.
 
 One row per registry name. When you register a new reducer, add its row here: the invariant tests
-pick it up for every backbone (timesformer_tiny, vivit_tiny, vivit_fe_tiny). A reducer without a row
-is skipped with a reason saying so, never silently passed.
+pick it up for every backbone (timesformer_tiny, vivit_tiny, vivit_fe_tiny, videomae_tiny). A reducer
+without a row is skipped with a reason saying so, never silently passed.
 
 - `noop`: arguments under which the reducer must reproduce the `none` output (r=0, keep_rate=1...);
   None when no such setting exists (say why in `noop_reason`).
 - `active`: settings that really change the tokens on the tiny backbones (6 blocks, 96x96, 6x6 patch
-  grid, 8 frames; TimeSformer 8x6x6 tokens, ViViT 4x6x6 tubelets, ViViT-FE 4 frames of 6x6 each).
+  grid, 8 frames; TimeSformer 8x6x6 tokens, ViViT 4x6x6 tubelets, ViViT-FE 4 frames of 6x6 each,
+  VideoMAE 4x6x6 tubelets without a CLS token, so evit and crucial_merge rank by attention received).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-BACKBONES = ("timesformer_tiny", "vivit_tiny", "vivit_fe_tiny")
+BACKBONES = ("timesformer_tiny", "vivit_tiny", "vivit_fe_tiny", "videomae_tiny")
 
 
 @dataclass(frozen=True)

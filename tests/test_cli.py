@@ -29,6 +29,19 @@ def test_flops_deit_s_is_a_vit(capsys):
     assert "tokens per block: 197 x13" in out  # 12 blocks, then the final count
 
 
+def test_flops_with_another_patch_size_is_named_by_it(capsys, tmp_path):
+    """ViT-S/14 (DINOv2-style) at 224: 16 x 16 patches + CLS; the same model from --patch-size and from a
+    config's model_args, reported under the name of what was built."""
+    out = run(capsys, "flops", *DEIT_S, "--patch-size", "14")
+    assert out.startswith("model: vivit_small_patch14_224 (1x224)")
+    assert "tokens per block: 257 x13" in out
+    assert gflops(out) == pytest.approx(6.12, rel=0.01)  # 12 x (12 N C^2 + 2 N^2 C) + patch embedding, N=257
+    config = {"model": {"model": "vivit_small_patch16_224", "tubelet_size": 1, "model_args": {"patch_size": 14}},
+              "data": {"num_frames": 1, "crop_size": 224}}
+    (tmp_path / "vit_s14.yaml").write_text(yaml.safe_dump(config))
+    assert run(capsys, "flops", "--config", str(tmp_path / "vit_s14.yaml")) == out
+
+
 def test_flops_evit_and_tome_on_deit_s(capsys):
     out = run(capsys, "flops", *DEIT_S, "--reducer", "evit", "--reducer-arg", "keep_rate=0.7",
               "--reducer-arg", "layers=3,6,9")
@@ -52,6 +65,13 @@ def test_flops_timesformer_base(capsys):
     out = run(capsys, "flops", "--model", "timesformer_base_patch16_224", "--num-frames", "8")
     assert gflops(out) == pytest.approx(195.8, rel=0.01)
     assert "params: 121.5" in out
+
+
+def test_flops_videomae_base(capsys):
+    """DESIGN.md's VideoMAE-B 16x224 row: 180 GFLOPs per view (the paper's; 8 x 14 x 14 tubelets, no CLS)."""
+    out = run(capsys, "flops", "--model", "videomae_base_patch16_224", "--num-frames", "16")
+    assert gflops(out) == pytest.approx(180, rel=0.02)
+    assert "params: 86.5" in out and "tokens per block: 1568 x13" in out
 
 
 def test_flops_reads_a_preset_file(capsys):

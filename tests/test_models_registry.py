@@ -71,3 +71,30 @@ def test_unknown_name_and_bad_input_are_named():
     model = create_model("vivit_tiny", num_frames=4)
     with pytest.raises(ValueError, match=r"vivit_tiny expects video \[B, C, T, H, W\] = \[B, 3, 4, 96, 96\]"):
         model(torch.zeros(1, 3, 8, 96, 96))
+
+
+def test_a_backbone_without_cls_refuses_token_pooling():
+    with pytest.raises(ValueError, match=r"global_pool='token' pools the CLS token, but videomae_tiny has none; "
+                                         r"use global_pool='avg'"):
+        create_model("videomae_tiny", global_pool="token")
+    assert create_model("videomae_tiny", global_pool="avg").num_prefix == 0
+
+
+def test_a_model_is_named_by_the_patch_and_image_size_it_is_built_with():
+    """A name states `_patchP_S`; built otherwise, the model reports the sizes it has (flops, evaluate and
+    compare show `model_name`); names stating no sizes are kept, and the family prefix still picks views."""
+    from videotok.evaluate.views import default_views
+
+    with torch.device("meta"):
+        def name(model: str, **overrides) -> str:
+            return create_model(model, **overrides).model_name
+
+        assert name("timesformer_small_patch16_224", patch_size=14) == "timesformer_small_patch14_224"
+        assert name("timesformer_small_patch16_224", img_size=448) == "timesformer_small_patch16_448"
+        assert name("vivit_fe_base_patch16_224", patch_size=14, img_size=448) == "vivit_fe_base_patch14_448"
+        assert name("videomae_base_patch16_224", num_frames=8, tubelet_size=1) == "videomae_base_patch16_224"
+        assert name("timesformer_tiny", patch_size=8, img_size=64) == "timesformer_tiny"
+        renamed = create_model("timesformer_small_patch16_224", patch_size=14)
+    assert renamed.spec.model == renamed.model_name and renamed.grid == (8, 16, 16)
+    assert default_views(renamed.model_name) == (1, 3)
+    assert model_spec("timesformer_small_patch16_224", patch_size=14) == renamed.spec

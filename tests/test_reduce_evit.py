@@ -1,4 +1,5 @@
-"""`evit` (keep the top-k by CLS attention, fuse the rest): fidelity number, defaults and options.
+"""`evit` (keep the top-k by CLS attention, or by attention received without a CLS token, fuse the
+rest): fidelity number, defaults and options.
 
 The invariants every reducer keeps run from tests/test_invariants.py (rows in tests/reducer_cases.py).
 """
@@ -50,8 +51,26 @@ def test_evit_in_timesformer_and_defaults() -> None:
     assert default_layers(12) == (3, 6, 9) and default_layers(6) == (1, 3, 4)
     with pytest.raises(ValueError, match="keep_rate"):
         build_reducer("evit", keep_rate=1.5)
-    with pytest.raises(ValueError, match="CLS"):
-        build_reducer("evit", keep_rate=0.5).bind(BackboneSpec(4, 8, 1, (1, 4, 4), 0, "joint"))
+
+
+def test_evit_ranks_by_received_attention_without_cls() -> None:
+    """No CLS token (VideoMAE): the attention each token receives ranks the tokens and weights the fused one."""
+    reducer = build_reducer("evit", keep_rate=0.5, layers="0")
+    reducer.bind(BackboneSpec(1, 4, 1, (1, 2, 3), 0, "joint"))
+    x = torch.randn(1, 6, 4)
+    state = TokenState.from_grid(x, (1, 2, 3), num_prefix=0)
+    request = reducer.request(0, state)
+    assert request.received_attn and not request.cls_attn
+    received = torch.tensor([[0.05, 0.1, 0.2, 0.05, 0.25, 0.35]])
+    out = reducer.reduce(state, AttnInfo(received_attn=received), 0)
+    # k = 3 kept: tokens 2, 4, 5 in order; tokens 0, 1, 3 fused last, weighted by what they receive
+    torch.testing.assert_close(out.x[:, :3], x[:, [2, 4, 5]])
+    w = torch.tensor([0.05, 0.1, 0.05])
+    torch.testing.assert_close(out.x[0, 3], (w[:, None] * x[0, [0, 1, 3]]).sum(0) / w.sum())
+    assert out.num_prefix == 0 and out.size.tolist() == [[1.0, 1.0, 1.0, 3.0]]
+    trace: list[int] = []
+    tiny("videomae_tiny", "evit", keep_rate=0.5, layers="2")(clip(1), trace=trace)
+    assert trace == [144] * 3 + [72 + 1] * 4  # 4 x 6 x 6 tubelets, no CLS; 72 kept and the fused one
 
 
 def test_evit_refuses_a_keep_rate_that_keeps_less_than_one_token() -> None:

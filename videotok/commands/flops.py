@@ -22,13 +22,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--model", help="model name (see `videotok models`)")
     parser.add_argument("--num-frames", type=int)
     parser.add_argument("--img-size", type=int)
+    parser.add_argument("--patch-size", type=int, help="patch side in pixels (e.g. 14 for a DINOv2-style ViT-S/14)")
     parser.add_argument("--tubelet-size", type=int)
     parser.add_argument("--num-classes", type=int, help="classifier width (default 400; changes params only)")
     add_reducer_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, ReducerChoice]:
+def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, ReducerChoice]:
     """The model the options describe: `--config` gives what training would build (videotok/settings.py),
     then `--model`, the shape options and `--reducer` override it."""
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
@@ -38,7 +39,7 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, Redu
         name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer
     if not name:
         raise ValueError("--model NAME (or --config) is required; `videotok models` lists the names")
-    for key in ("num_frames", "img_size", "tubelet_size", "num_classes"):
+    for key in ("num_frames", "img_size", "patch_size", "tubelet_size", "num_classes"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     reducer = reducer or ReducerChoice()
@@ -47,7 +48,7 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, str, Redu
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = create_model(name, reducer=reducer.build(), **overrides)
-    return model, name, reducer
+    return model, reducer
 
 
 def format_cost(cost: Cost) -> str:
@@ -77,8 +78,9 @@ def _compress(tokens: list[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, name, reducer = build_from_flags(args)
+    model, reducer = build_from_flags(args)
     shape = f"{model.num_frames}x{model.img_size}"
-    print(f"model: {name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
+    # model_name, not --model: it states the patch and image size the model was built with
+    print(f"model: {model.model_name} ({shape}), reducer: {reducer.name} {reducer.setting}".rstrip())
     print(format_cost(measure_cost(model)))
     return 0

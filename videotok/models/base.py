@@ -104,6 +104,9 @@ class VideoBackbone(nn.Module):
         super().__init__()
         if global_pool not in GLOBAL_POOLS:
             raise ValueError(f"global_pool={global_pool!r}: choose 'token' or 'avg'")
+        if global_pool == "token" and self.num_prefix == 0:
+            raise ValueError(f"global_pool='token' pools the CLS token, but {model_name or type(self).__name__} has "
+                             "none; use global_pool='avg' (the mean of the tokens)")
         if img_size % patch_size or num_frames % tubelet_size:
             raise ValueError(
                 f"img_size {img_size} must divide by patch_size {patch_size} and num_frames {num_frames} "

@@ -5,6 +5,7 @@ there by `@register_model`; importing `videotok.models` imports that file, so ev
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional, TypeVar
 
 import torch
@@ -14,6 +15,7 @@ from videotok.reduce.base import BackboneSpec, Reducer
 
 _MODELS: dict[str, Callable[..., VideoBackbone]] = {}
 F = TypeVar("F", bound=Callable[..., VideoBackbone])
+_STATED_SIZES = re.compile(r"_patch(\d+)_(\d+)$")  # the patch and image size a name states
 
 # Widths of the image ViTs the backbones inflate from (timm's names for the 2D checkpoints).
 VIT_TINY = dict(embed_dim=96, depth=6, num_heads=3, img_size=96, patch_size=16)  # for tests and CPU runs
@@ -32,11 +34,25 @@ def register_model(fn: F) -> F:
 
 
 def named(name: str, *defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of model `name`: its defaults, later ones winning, then `overrides`."""
+    """Constructor arguments of model `name`: its defaults, later ones winning, then `overrides`;
+    `model_name` is the name of what they build (`built_name`)."""
     merged: dict[str, Any] = {}
     for part in defaults:
         merged.update(part)
-    return {**merged, **overrides, "model_name": name}
+    args = {**merged, **overrides}
+    return {**args, "model_name": built_name(name, args.get("patch_size"), args.get("img_size"))}
+
+
+def built_name(name: str, patch_size: Optional[int], img_size: Optional[int]) -> str:
+    """`name` with the patch and image size the model is built with, where the name states them
+    (`_patch16_224`): `timesformer_small_patch16_224` with patch_size=14 is reported (flops,
+    evaluate, compare) as `timesformer_small_patch14_224`, and with img_size=448 as
+    `..._patch16_448`, never under a name whose configuration it lacks. The family prefix stays, so
+    what reads it (default views) is unaffected; names stating no sizes (`*_tiny`) are kept."""
+    match = _STATED_SIZES.search(name)
+    if match is None or patch_size is None or img_size is None:
+        return name
+    return f"{name[: match.start()]}_patch{patch_size}_{img_size}"
 
 
 def list_models() -> list[str]:

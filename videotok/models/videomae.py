@@ -28,15 +28,17 @@ class VideoMAE(VideoBackbone):
     published models are the `qkv` bias with a zero key part: a key bias adds the same amount to
     every logit of a query, so it never changes attention (nor gets a gradient through it).
     `fc_norm_eps` (default: `norm_eps`) exists because transformers' port uses 1e-5 there and its
-    config's eps in the blocks. Other arguments: the base class's (VideoBackbone)."""
+    config's eps in the blocks. global_pool: "avg" only (there is no CLS token to pool). Other
+    arguments: the base class's (VideoBackbone)."""
 
     num_prefix = 0
     position_params = ()
     token_params = ()
 
-    def __init__(self, tubelet_size: int = 2, fc_norm_eps: Optional[float] = None, **kwargs: Any) -> None:
+    def __init__(self, tubelet_size: int = 2, fc_norm_eps: Optional[float] = None, global_pool: str = "avg",
+                 **kwargs: Any) -> None:
         self.fc_norm_eps = fc_norm_eps
-        super().__init__(tubelet_size=tubelet_size, block_attention="joint", global_pool="avg", **kwargs)
+        super().__init__(tubelet_size=tubelet_size, block_attention="joint", global_pool=global_pool, **kwargs)
         self.attention = "joint"
 
     def add_embeddings(self) -> None:

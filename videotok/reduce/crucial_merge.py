@@ -2,8 +2,8 @@
 Mergence: Make Your ViT More Efficient".
 
 At each scheduled block, between attention and MLP:
-  importance  the CLS-to-token attention row (head-averaged); without a CLS token, the mean attention
-              each token receives.
+  importance  the CLS-to-token attention row (head-averaged); without a CLS token (VideoMAE), the mean
+              attention each token receives (videotok.reduce.importance).
   crucial     the k = ceil(keep_rate * n) most important of the n non-CLS tokens (EViT's count).
   merge       every other token joins its most similar crucial token (cosine of the head-averaged
               keys); a merged token is the average of its members weighted by size x importance, its
@@ -12,9 +12,10 @@ Before the first scheduled block's attention, a coarse view of the token grid is
 tokens (multi-scale fusion, `fusion=True`); the block then attends over, and ranks, the fused tokens.
 
 The paper's method section is not public. The following choices are ours:
-  - importance = CLS attention as in EViT, crucial count = EViT's ceil(keep_rate * n); every token
-    (crucial or not) enters its group's average with weight size x importance, so a group is pulled
-    toward the tokens the CLS attends to, and sizes still sum to N0;
+  - importance = CLS attention as in EViT (attention received where there is no CLS token), crucial
+    count = EViT's ceil(keep_rate * n); every token (crucial or not) enters its group's average with
+    weight size x importance, so a group is pulled toward its most attended tokens, and sizes still
+    sum to N0;
   - similarity = cosine of head-averaged keys (ToMe's metric), non-crucial -> most similar crucial;
   - the fusion is one light cross-attention: queries = the fine patch tokens (LayerNorm, projection
     to dim/4), keys/values = the coarse tokens (own LayerNorm and projections), one head per 64
@@ -43,6 +44,7 @@ from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.layers.block import Block
 from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.evit import default_layers
+from videotok.reduce.importance import importance, importance_request
 from videotok.reduce.match import MergePlan, apply_plan, merge_into_plan, pool_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, kept_after, parse_layers
@@ -185,17 +187,14 @@ class CrucialMerge(Reducer):
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         if self.keep_rate >= 1.0 or layer not in self.schedule:
             return None
-        if state.num_prefix >= 1:
-            return AttnRequest(keys=True, cls_attn=True)
-        return AttnRequest(keys=True, received_attn=True)
+        return importance_request(state.num_prefix, keys=True)
 
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
         n = state.num_patches
         k = kept_after(n, self.keep_rate)
         if k >= n:
             return state
-        importance = info.cls_attn if info.cls_attn is not None else info.received_attn
-        plan = crucial_merge_plan(importance, info.keys, k, state.num_prefix)
+        plan = crucial_merge_plan(importance(info), info.keys, k, state.num_prefix)
         return apply_plan(state, plan, grid=None, frames=None)
 
     def extra_repr(self) -> str:

@@ -2,8 +2,10 @@
 
 At each scheduled block the k = ceil(keep_rate * (N - P)) non-CLS tokens with the highest CLS
 attention are kept (the fused token of an earlier block competes like any other), and all the others
-are fused into ONE extra token appended last. Two choices differ from EViT's code on purpose:
-  - the fused token is a size- and attention-weighted *average* (EViT sums attention-weighted
+are fused into ONE extra token appended last. A backbone without a CLS token (VideoMAE) ranks and
+weights by the attention each token receives instead (videotok.reduce.importance; our choice, EViT
+needs a CLS token). Two choices differ from EViT's code on purpose:
+  - the fused token is a size- and importance-weighted *average* (EViT sums attention-weighted
     features), so it stays on the scale of ordinary tokens and sizes still sum to N0, as every
     videotok merge does;
   - kept tokens keep their original order instead of EViT's sort by attention (order carries no
@@ -20,6 +22,7 @@ import torch
 
 from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.base import BackboneSpec, Reducer
+from videotok.reduce.importance import importance, importance_request
 from videotok.reduce.match import apply_plan, keep_fuse_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, check_not_below_one, kept_after, parse_layers
@@ -33,7 +36,7 @@ def default_layers(depth: int) -> tuple[int, ...]:
 
 @register_reducer("evit")
 class EViT(Reducer):
-    """Keep the top-k tokens by CLS attention, fuse the rest into one token.
+    """Keep the top-k tokens by CLS attention (without a CLS token: attention received), fuse the rest into one.
 
     keep_rate: share of non-CLS tokens kept at each scheduled block (EViT's kappa); 1 = baseline.
     layers: blocks that reduce; None = EViT's placement at 1/4, 2/4, 3/4 of the depth (3,6,9 for 12).
@@ -53,8 +56,6 @@ class EViT(Reducer):
         """Fix the reducing blocks; refuse, before any work, a keep rate that keeps fewer than one
         token at a block (``kept_after`` would round it up to one and quietly keep more)."""
         super().bind(spec)
-        if spec.num_prefix < 1:
-            raise ValueError("evit ranks tokens by CLS attention; this backbone has no CLS token")
         layers = default_layers(spec.depth) if self.layers is None else parse_layers(self.layers, spec.depth)
         self.active = layers if self.keep_rate < 1.0 else ()
         patches = spec.grid[0] * spec.grid[1] * spec.grid[2]  # non-CLS tokens
@@ -88,7 +89,7 @@ class EViT(Reducer):
         return min(1.0, math.ceil(high * 1000) / 1000)
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
-        return AttnRequest(cls_attn=True) if layer in self.active else None
+        return importance_request(state.num_prefix) if layer in self.active else None
 
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
         p = state.num_prefix
@@ -96,13 +97,14 @@ class EViT(Reducer):
         k = kept_after(n, self.keep_rate)
         if k >= n:
             return state
-        score = info.cls_attn[:, p:]  # [B, n]
+        attn = importance(info)  # [B, P + n]: CLS row, or attention received without a CLS token
+        score = attn[:, p:]  # [B, n]
         top = score.topk(k, dim=1).indices
         keep = torch.zeros_like(score, dtype=torch.bool).scatter_(1, top, True)
         keep = torch.cat([keep.new_ones(keep.shape[0], p), keep], dim=1)  # [B, P + n]
-        # kept tokens weigh 1 (alone in their slot); fused ones by their CLS attention, floored so a
-        # token the CLS ignores still has a defined average
-        weight = torch.where(keep, torch.ones_like(info.cls_attn), info.cls_attn.float().clamp_min(1e-8))
+        # kept tokens weigh 1 (alone in their slot); fused ones by their importance, floored so a
+        # token nobody attends to still has a defined average
+        weight = torch.where(keep, torch.ones_like(attn), attn.float().clamp_min(1e-8))
         plan = keep_fuse_plan(keep, self.fuse, weight)
         return apply_plan(state, plan, grid=None, frames=None)
 

@@ -16,7 +16,9 @@ and k, v for the context only, so a generating layer costs about (N + S) token p
 entering block L for both layers (STViT does not update the image tokens in its generating layers);
 it travels from block L to L+1 in `TokenState.context`. G are learnable global centres, one per
 semantic token (initialised small, trunc-normal std 0.02). The CLS token is the protected prefix:
-it is a query of both generating layers (gets no G) and stays first.
+it is a query of both generating layers (gets no G) and stays first. A backbone without one
+(VideoMAE) has an empty prefix: the queries are the semantic tokens alone, and its head averages
+them weighted by their sizes (`global_pool="avg"`), as it averages its patch tokens without a reducer.
 
 Choices where the paper is silent or does not fit a video backbone (ours):
   - pooling: `pool="max"` by default, as STViT's released code (adaptive max pooling); "avg" is the
