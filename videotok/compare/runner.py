@@ -38,7 +38,7 @@ from videotok.reduce.choice import ReducerChoice
 from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
-from videotok.train.defaults import default_callbacks, default_loggers
+from videotok.train.defaults import default_callbacks, default_loggers, progress_bar
 
 RESULT_FILE = "result.json"
 TRAINING_FILE = "training.json"
@@ -261,7 +261,7 @@ class Comparison:
         kwargs.update(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index] if device.index is not None else 1,
-            default_root_dir=str(root), max_epochs=epochs, callbacks=default_callbacks(),
+            default_root_dir=str(root), max_epochs=epochs, callbacks=default_callbacks() + progress_bar(self.progress),
             logger=default_loggers(root),
             enable_progress_bar=self.progress, enable_model_summary=False,
         )

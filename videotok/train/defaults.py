@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from typing import Any, Iterable, Optional
+
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from videotok.train.callbacks import RunCheckpoint, StopTogetherOnSigterm
@@ -26,6 +28,15 @@ def default_callbacks() -> list[Callback]:
         LearningRateMonitor(logging_interval="step"),
         StopTogetherOnSigterm(),
     ]
+
+
+def progress_bar(enabled: Any, callbacks: Optional[Iterable[Any]] = ()) -> list[Callback]:
+    """[TQDM's bar] when the trainer shows one and none was chosen: Lightning takes Rich's bar
+    whenever `rich` is installed (transformers brings it), and Rich's bar writes nothing to a log
+    file or a pipe, where long runs are watched."""
+    if enabled is False or any(isinstance(c, ProgressBar) for c in callbacks or ()):
+        return []
+    return [TQDMProgressBar()]
 
 
 def default_loggers(root: str | Path) -> list[Logger]:

@@ -14,7 +14,7 @@ from videotok.data import KineticsDataModule
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
 from videotok.settings import DATA_LINKS
 from videotok.train.callbacks import RunCheckpoint
-from videotok.train.defaults import default_callbacks, default_loggers
+from videotok.train.defaults import default_callbacks, default_loggers, progress_bar
 from videotok.train.module import VideoClassifier
 
 DEFAULT_ROOT_DIR = "runs/default"
@@ -73,6 +73,10 @@ class VideoTokCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         config = self._get(self.config_init, "trainer", default={})
+        chosen = config.get("callbacks")
+        chosen = chosen if isinstance(chosen, list) else [chosen]
+        self.trainer_defaults["callbacks"] = default_callbacks() + progress_bar(
+            config.get("enable_progress_bar"), chosen)
         if config.get("logger") in (None, True) and "logger" not in kwargs:
             # CSV and TensorBoard under default_root_dir unless the config chose loggers.
             root = config.get("default_root_dir") or DEFAULT_ROOT_DIR
