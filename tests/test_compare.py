@@ -56,20 +56,27 @@ def test_compare_trains_once_evaluates_all_and_resumes(
     outcome = run_compare(config, settings, progress=False, log=lambda _: None)
     assert fits == [run_dir / "baseline", run_dir / "crucial_fused"]  # baseline once, the fused row fine-tuned
 
-    for name in ("report", "csv", "json", "plot"):
+    for name in ("report", "csv", "json", "gflops_plot", "speed_plot"):
         assert outcome.paths[name].is_file() and outcome.paths[name].parent == run_dir
-    assert outcome.paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("gflops_plot", "speed_plot"):
+        assert outcome.paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(run_dir / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["baseline", "tome_r16", "crucial_fused"]
     assert [r["trained"] for r in rows] == ["trained", "training-free", "fine-tuned"]
     assert float(rows[0]["delta_video_top1"]) == 0.0 and float(rows[0]["speedup"]) == pytest.approx(1.0)
+    assert all(r["pareto_gflops"] in ("true", "false") and r["pareto_speed"] in ("true", "false") for r in rows)
+    assert "true" in {r["pareto_gflops"] for r in rows} and "true" in {r["pareto_speed"] for r in rows}
     data = json.loads((run_dir / "results.json").read_text())
     assert [r["name"] for r in data["rows"]] == ["baseline", "tome_r16", "crucial_fused"]
     assert data["meta"]["videos"] == 12 and data["meta"]["views"] == [2, 3]
     report = (run_dir / "report.md").read_text()
     assert report.index("none (baseline)") < report.index("| tome |") < report.index("| crucial_merge |")
     assert data["meta"]["video_list_hash"] in report and "accuracy_vs_gflops.png" in report
+    assert "(accuracy_vs_clips_per_second.png)" in report and "| Pareto front |" in report
+    per_class = report.split("## Per-class changes against the baseline")[1]
+    assert "| tome | r=16 | " in per_class and "| crucial_merge | " in per_class
+    assert all(len(r["per_class_delta"]) == 6 for r in data["rows"])
 
     # The table's GFLOPs are what `videotok flops` measures for the same settings and weights (global
     # merges leave frames with unequal token counts, and the padded spatial attention follows them).
@@ -221,3 +228,4 @@ def test_default_compare_end_to_end(tmp_path, monkeypatch, restore_threads, caps
     assert rows[0]["name"] == "baseline" and REQUIRED <= {r["strategy"] for r in rows}
     assert float(rows[0]["video_top1"]) > 50  # well above chance (16.7 %, 6 classes); 100.0 measured 2026-12-01
     assert "report.md" in out and (run_dir / "accuracy_vs_gflops.png").is_file()
+    assert "accuracy_vs_clips_per_second.png" in out and (run_dir / "accuracy_vs_clips_per_second.png").is_file()

@@ -12,9 +12,10 @@ def add_parser(subparsers: Any) -> None:
         "compare", help="every reducer against the full-token baseline, one report",
         description="Trains the full-token baseline once, evaluates the reducers without parameters "
                     "training-free on its checkpoint, fine-tunes those with parameters from it, and "
-                    "writes report.md, results.csv, results.json and accuracy_vs_gflops.png to the run "
-                    "folder. A rerun resumes: finished rows are loaded, not recomputed. With no --config "
-                    "it runs the embedded default (synthetic set, generated on first use, on the CPU). "
+                    "writes report.md (the table with the Pareto front marked, both plots, the classes that "
+                    "gain and lose most), results.csv, results.json, accuracy_vs_gflops.png and "
+                    "accuracy_vs_clips_per_second.png to the run folder. A rerun resumes: finished rows are "
+                    "loaded, not recomputed. With no --config it runs the embedded default (synthetic set, generated on first use, on the CPU). "
                     "With --pretrained (or model.published) the baseline is a published checkpoint: nothing "
                     "is trained unless compare.finetune_published asks for the reducers with parameters.",
     )
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(text_table(outcome.table))
     print()
+    width = max(len(what) for what in outcome.paths)
     for what, path in outcome.paths.items():
-        print(f"{what:>6}: {path}")
+        print(f"{what.replace('_', ' '):>{width}}: {path}")
     return 0

@@ -30,7 +30,7 @@ from videotok.train.build import build_datamodule
 class CompareOutcome:
     rows: list[RowResult]
     table: list[TableRow]
-    paths: dict[str, Path]  # report, csv, json, plot
+    paths: dict[str, Path]  # report, csv, json, gflops_plot, speed_plot
 
 
 def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None) -> CompareSettings:

@@ -1,4 +1,5 @@
-"""The comparison's outputs: one table row per strategy and setting, as Markdown, CSV, JSON and text.
+"""The comparison's outputs: one table row per strategy and setting, as Markdown, CSV, JSON and text,
+with the Pareto front marked, the two accuracy plots and the per-class changes against the baseline.
 
 Speedup is measured (clips/s of the model's forward pass against the baseline's, same batch size
 and device); GFLOPs per view come from `measure_cost`, the numbers `videotok flops` prints.
@@ -16,13 +17,16 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from videotok.compare.pareto import pareto_front
+from videotok.compare.per_class import TOP_CLASSES, ClassChange, class_changes, deltas_by_class, markdown_changes
 from videotok.compare.runner import RESULT_FILE, RowResult
 from videotok.settings import data_options
 
 REPORT_FILE = "report.md"
 CSV_FILE = "results.csv"
 JSON_FILE = "results.json"
-PLOT_FILE = "accuracy_vs_gflops.png"
+GFLOPS_PLOT_FILE = "accuracy_vs_gflops.png"
+SPEED_PLOT_FILE = "accuracy_vs_clips_per_second.png"
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,18 @@ class TableRow:
     video_top1: float
     video_top5: float
     delta_video_top1: float  # percentage points against the baseline
+    pareto_gflops: bool  # on the front of video top-1 against GFLOPs per view (compare.pareto)
+    pareto_speed: bool  # on the front of video top-1 against measured clips/s
 
     @property
     def is_baseline(self) -> bool:
         return self.strategy == "none"
+
+    @property
+    def pareto(self) -> str:
+        """The fronts the row is on, as the table's cell."""
+        fronts = [name for name, on in (("GFLOPs", self.pareto_gflops), ("clips/s", self.pareto_speed)) if on]
+        return ", ".join(fronts) or "-"
 
 
 # (header, field, format) of the Markdown and terminal tables
@@ -60,14 +72,19 @@ COLUMNS = (
     ("video top-1", "video_top1", "{:.1f}"),
     ("video top-5", "video_top5", "{:.1f}"),
     ("Δ video top-1", "delta_video_top1", "{:+.1f}"),
+    ("Pareto front", "pareto", "{}"),
 )
+_TEXT_COLUMNS = {"strategy", "setting", "trained", "pareto"}  # left-aligned; numbers are right-aligned
 
 
 def table_rows(rows: Sequence[RowResult]) -> list[TableRow]:
     """Rows as they appear in the table, the baseline (rows[0]) first."""
     baseline = rows[0].result
+    accuracies = [row.result.video_top1 for row in rows]
+    by_gflops = pareto_front([row.result.gflops_per_view for row in rows], accuracies, lower_cost_is_better=True)
+    by_speed = pareto_front([row.result.clips_per_second for row in rows], accuracies, lower_cost_is_better=False)
     out = []
-    for row in rows:
+    for row, on_gflops, on_speed in zip(rows, by_gflops, by_speed):
         r = row.result
         out.append(TableRow(
             name=row.name, strategy=row.reducer, setting=row.setting, trained=row.trained,
@@ -75,6 +92,7 @@ def table_rows(rows: Sequence[RowResult]) -> list[TableRow]:
             speedup=_ratio(r.clips_per_second, baseline.clips_per_second),
             clip_top1=r.clip_top1, clip_top5=r.clip_top5, video_top1=r.video_top1, video_top5=r.video_top5,
             delta_video_top1=r.video_top1 - baseline.video_top1,
+            pareto_gflops=on_gflops, pareto_speed=on_speed,
         ))
     return out
 
@@ -92,15 +110,16 @@ def _cell(fmt: str, value: Any) -> str:
 def _cells(row: TableRow) -> list[str]:
     cells = [_cell(fmt, getattr(row, attr)) for _, attr, fmt in COLUMNS]
     if row.is_baseline:
-        cells[0] = "none (baseline)"
-        cells[-1] = "0.0"
+        attrs = [attr for _, attr, _ in COLUMNS]
+        cells[attrs.index("strategy")] = "none (baseline)"
+        cells[attrs.index("delta_video_top1")] = "0.0"
     return cells
 
 
 def markdown_table(rows: Sequence[TableRow]) -> str:
     headers = [h for h, _, _ in COLUMNS]
     lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join(["---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
+             "|" + "|".join("---" if attr in _TEXT_COLUMNS else "---:" for _, attr, _ in COLUMNS) + "|"]
     for row in rows:
         cells = _cells(row)
         if row.is_baseline:
@@ -114,8 +133,9 @@ def text_table(rows: Sequence[TableRow]) -> str:
     grid = [[h for h, _, _ in COLUMNS]] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(COLUMNS))]
     out = []
+    left = [attr in _TEXT_COLUMNS for _, attr, _ in COLUMNS]
     for k, line in enumerate(grid):
-        out.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+        out.append("  ".join(c.ljust(w) if l else c.rjust(w) for c, w, l in zip(line, widths, left)).rstrip())
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -132,6 +152,8 @@ def csv_text(rows: Sequence[TableRow]) -> str:
 
 
 def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.6g}"
     return value
@@ -172,17 +194,24 @@ def describe(rows: Sequence[RowResult], settings: Any, config: dict,
     }
 
 
-def results_json(rows: Sequence[RowResult], table: Sequence[TableRow], meta: dict[str, Any]) -> str:
+def results_json(rows: Sequence[RowResult], table: Sequence[TableRow], meta: dict[str, Any],
+                 changes: Optional[dict[str, list[ClassChange]]] = None) -> str:
+    """The table and `meta`; each row also gets its reducer arguments, its result file and
+    `per_class_delta`, every class's change in video top-1 (points, null where not measured)."""
     entries = []
     for row, line in zip(rows, table):
         entry = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(line).items()}
         entry["reducer_args"] = {} if row.strategy is None else dict(row.strategy.reducer_args)
         entry["result_file"] = f"{row.name}/{RESULT_FILE}"
+        entry["per_class_delta"] = deltas_by_class((changes or {}).get(row.name, []))
         entries.append(entry)
     return json.dumps({"meta": meta, "rows": entries}, indent=2)
 
 
-def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optional[str]) -> str:
+def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plots: bool = True,
+                    changes: Optional[dict[str, list[ClassChange]]] = None) -> str:
+    """The report: run facts, the table, notes, both plots and the per-class changes (`changes`:
+    row name -> `class_changes` against the baseline; None leaves the section out)."""
     clips, crops = meta["views"]
     if meta["published"]:
         trained = f"the published checkpoint {meta['published']}, not trained here"
@@ -205,7 +234,10 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optio
         "",
         "Accuracies in %; Δ video top-1 in points against the baseline. GFLOPs per view count one "
         "multiply-add as one FLOP (as `videotok flops`). Clips/s: the model's forward pass alone, "
-        "measured during the evaluation; speedup = clips/s over the baseline's.",
+        "measured during the evaluation; speedup = clips/s over the baseline's. Pareto front: no other "
+        "row (the baseline included) has at least the row's video top-1 at no more GFLOPs per view "
+        "(`GFLOPs`) or at no fewer clips/s (`clips/s`) while being better on one of the two; rows equal "
+        "on both are all on it, and a row with a value n/a is on neither.",
     ]
     if len(meta["video_list_hashes"]) > 1:
         lines += ["", f"**Warning:** rows were evaluated on different video lists: "
@@ -216,10 +248,34 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plot: Optio
         lines += ["", f"Not run: {name} ({why})."]
     if meta["unreadable"]:
         lines += ["", f"Unreadable videos ({len(meta['unreadable'])}): " + ", ".join(meta["unreadable"][:20])]
-    if plot:
-        lines += ["", f"Plot: [{plot}]({plot}) (video top-1 against GFLOPs per view).", "", f"![accuracy vs GFLOPs]({plot})"]
+    if plots:
+        lines += ["", "## Accuracy against cost", ""]
+        lines += [f"Video top-1 against GFLOPs per view ([{GFLOPS_PLOT_FILE}]({GFLOPS_PLOT_FILE})) and against "
+                  f"measured clips/s ([{SPEED_PLOT_FILE}]({SPEED_PLOT_FILE})); the step line joins the Pareto "
+                  "front (labels in bold)."]
+        for file, attr, what in ((GFLOPS_PLOT_FILE, "gflops_per_view", "GFLOPs"),
+                                 (SPEED_PLOT_FILE, "clips_per_second", "clips/s")):
+            lines += ["", f"![video top-1 against {what}]({file})"]
+            missing = [r.name for r in table if not (math.isfinite(getattr(r, attr)) and math.isfinite(r.video_top1))]
+            if missing:
+                lines += ["", f"Not in this plot ({what} or video top-1 n/a): {', '.join(missing)}."]
+    if changes is not None:
+        lines += ["", "## Per-class changes against the baseline", ""]
+        lines += _per_class_section(table, meta, changes)
     lines += ["", f"Per-row details (per-class accuracy, timings, checkpoints): `<row>/{RESULT_FILE}`.", ""]
     return "\n".join(lines)
+
+
+def _per_class_section(table: Sequence[TableRow], meta: dict[str, Any],
+                       changes: dict[str, list[ClassChange]]) -> list[str]:
+    if not meta["num_classes"]:
+        return ["The baseline's result has no per-class accuracy."]
+    rows = [(line.strategy, line.setting, changes.get(line.name, [])) for line in table if not line.is_baseline]
+    if not rows:
+        return ["No row besides the baseline."]
+    return [f"Video top-1 per class in points against the baseline, over {meta['num_classes']} classes: how "
+            f"many went down and up, and the {TOP_CLASSES} that lost and gained most (equal changes by class "
+            "name). Every class's change: `per_class_delta` in results.json.", "", markdown_changes(rows)]
 
 
 def _how_reducers_ran(meta: dict[str, Any]) -> str:
@@ -235,18 +291,21 @@ def _count(n: Any, noun: str) -> str:
 
 def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, config: dict,
                   skipped: Sequence[tuple[str, str]] = ()) -> dict[str, Path]:
-    """report.md, results.csv, results.json and the plot in `run_dir`; returns their paths."""
-    from videotok.compare.plot import plot_accuracy_vs_gflops
+    """report.md, results.csv, results.json and both plots in `run_dir`; returns their paths."""
+    from videotok.compare.plot import plot_accuracy_vs_clips_per_second, plot_accuracy_vs_gflops
 
     table = table_rows(rows)
     meta = describe(rows, settings, config, skipped)
+    changes = {row.name: class_changes(rows[0].result, row.result) for row in rows}
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / REPORT_FILE, "csv": run_dir / CSV_FILE, "json": run_dir / JSON_FILE,
-             "plot": run_dir / PLOT_FILE}
+             "gflops_plot": run_dir / GFLOPS_PLOT_FILE, "speed_plot": run_dir / SPEED_PLOT_FILE}
     chance = 100.0 / meta["num_classes"] if meta["num_classes"] else None
-    plot_accuracy_vs_gflops(table, paths["plot"], chance=chance, title=f"{meta['model']} on {Path(meta['data_dir']).name} "
-                                                       f"({meta['split']}, {meta['views'][0]}x{meta['views'][1]} views)")
+    title = (f"{meta['model']} on {Path(meta['data_dir']).name} "
+             f"({meta['split']}, {meta['views'][0]}x{meta['views'][1]} views)")
+    plot_accuracy_vs_gflops(table, paths["gflops_plot"], chance=chance, title=title)
+    plot_accuracy_vs_clips_per_second(table, paths["speed_plot"], chance=chance, title=title, device=meta["device"])
     paths["csv"].write_text(csv_text(table))
-    paths["json"].write_text(results_json(rows, table, meta))
-    paths["report"].write_text(markdown_report(table, meta, PLOT_FILE))
+    paths["json"].write_text(results_json(rows, table, meta, changes))
+    paths["report"].write_text(markdown_report(table, meta, plots=True, changes=changes))
     return paths
