@@ -161,3 +161,23 @@ def test_pretrained_presets_fit_their_published_backbones(family, model, model_a
     settings = parse_settings(offline)
     rows = check_strategies(offline, settings.strategies)
     assert {r.name for r in rows if r.adds_parameters} == {"semantic_half", "crucial_merge_half"}
+
+
+def test_compare_fine_tunes_reducers_with_parameters_from_the_published_weights_when_asked(
+        published, kinetics_dir, tmp_path, capsys):
+    config = write_config(tmp_path / "compare.yaml", {
+        "data": {"data_dir": str(kinetics_dir), "batch_size": 3, "num_workers": 0, "horizontal_flip": False},
+        "model": {"lr": 0.0001},
+        "trainer": {"accelerator": "cpu", "precision": "32", "log_every_n_steps": 1},
+        "compare": {"run_dir": str(tmp_path / "run"), "views": [1, 1], "finetune_published": True,
+                    "finetune_epochs": 1, "strategies": [
+                        {"name": "crucial_fused", "reducer": "crucial_merge",
+                         "reducer_args": {"keep_rate": 0.5, "layers": "2", "fusion": True}}]},
+    })
+    assert main(["compare", "--config", str(config), "--pretrained", str(published), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "crucial_fused: crucial_merge" in out and "fine-tuning 1 epoch(s) from the baseline" in out
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert [(r["name"], r["trained"]) for r in rows] == [("baseline", "published"), ("crucial_fused", "fine-tuned")]
+    trained = (tmp_path / "run" / "crucial_fused" / "checkpoints" / "last.ckpt")
+    assert trained.is_file() and not (tmp_path / "run" / "baseline" / "checkpoints").exists()

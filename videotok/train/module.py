@@ -105,7 +105,7 @@ class VideoClassifier(L.LightningModule):
         if published:
             shape = dict(num_classes=num_classes, num_frames=num_frames, img_size=img_size)
             checkpoint = fitting_published(published, published_format, pretrained, **shape)
-            self.model = checkpoint.build(reducer_module)
+            self.model = checkpoint.build(reducer_module).train()  # build() hands it over for inference
             backbone_args = {k: v for k, v in checkpoint.model_args.items() if k not in shape}
             self.hparams.update(model=checkpoint.model, model_args=backbone_args, tubelet_size=None)
         else:
