@@ -460,3 +460,19 @@ def test_conversion_is_cached_and_builds_reducer_variants(timesformer_folder):
     assert any(k.startswith("reducer.") for k in gated.state_dict()) and not gated.training
     with torch.no_grad():
         assert torch.allclose(plain(video), gated(video), atol=1e-5)  # the fusion gate starts at zero
+
+
+def test_a_configs_head_count_is_kept_and_said(tmp_path, caplog):
+    """Heads do not show in the weights: a config whose count differs from the registered width's
+    (transformers wrote 16 for VideoMAE ViT-S, whose original has 6) is built as the config says,
+    which is how transformers runs it, with a warning."""
+    reference = hf_model("videomae", num_attention_heads=6)
+    folder = save_hf(tmp_path, reference)
+    with caplog.at_level(logging.WARNING, logger="videotok.models.published"):
+        ckpt = load_published(str(folder))
+    assert ckpt.model == "videomae_tiny" and ckpt.model_args["num_heads"] == 6
+    assert "config.json says 6 attention heads, videomae_tiny has 3" in caplog.text
+    video = torch.randn(1, 3, FRAMES, SIZE, SIZE)
+    with torch.no_grad():
+        expected = reference(pixel_values=video.transpose(1, 2)).logits
+        assert (ckpt.build()(video) - expected).abs().max() <= TOLERANCE

@@ -84,19 +84,21 @@ def _width(name: str) -> tuple[int, int, int]:
 
 
 def choose_model(family: str, embed_dim: int, depth: int, num_heads: Optional[int], where: str) -> tuple[str, int]:
-    """(registered name, its heads) whose width matches the checkpoint. Checkpoints without a config
-    (num_heads None) cannot show their heads: the registered model of that width and depth decides."""
+    """(registered name, heads to build it with) for the checkpoint's width and depth. Heads are
+    the config's where it has one (they do not show in the weights): transformers' converter wrote
+    16 for VideoMAE ViT-S, whose original has 6, and its models run with what the config says, so
+    a differing count is kept and said. Without a config the registered model decides."""
     widths = family_models(family)
     for name, (dim, blocks, heads) in sorted(widths.items()):
-        if dim == embed_dim and blocks == depth and (num_heads is None or heads == num_heads):
-            return name, heads
-    wanted = f"{embed_dim} dims, {depth} blocks" + (f", {num_heads} heads" if num_heads else "")
+        if dim == embed_dim and blocks == depth:
+            if num_heads is not None and num_heads != heads:
+                log.warning("%s: config.json says %d attention heads, %s has %d (the original models' count); "
+                            "built with %d, as the checkpoint's own implementation runs it", where, num_heads,
+                            name, heads, num_heads)
+            return name, heads if num_heads is None else num_heads
     known = "; ".join(f"{n} ({d} dims, {b} blocks, {h} heads)" for n, (d, b, h) in sorted(widths.items()))
-    hint = "".join(
-        f" {n} has this width and depth with {h} heads: if the weights were trained with {h} heads (transformers' "
-        f"VideoMAE converter wrote 16 for ViT-S, whose original has 6), set num_attention_heads in config.json."
-        for n, (d, b, h) in sorted(widths.items()) if (d, b) == (embed_dim, depth))
-    raise ValueError(f"{where}: no registered {family} model has its width ({wanted}); registered: {known}.{hint}")
+    raise ValueError(f"{where}: no registered {family} model has its width ({embed_dim} dims, {depth} blocks); "
+                     f"registered: {known}")
 
 
 def kinetics400_classes() -> list[str]:

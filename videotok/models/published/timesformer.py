@@ -160,14 +160,15 @@ def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> Publi
     state = rename(found.state, HF_RENAMES, where)
     state["patch_embed.proj.weight"] = conv2d_to_3d(state["patch_embed.proj.weight"])
     c = hf_config(found, state, where)
-    name, _ = choose_model("timesformer", c["embed_dim"], c["depth"], c["num_heads"], where)
+    name, heads = choose_model("timesformer", c["embed_dim"], c["depth"], c["num_heads"], where)
     notes = [] if found.config else ["no config.json: sizes from the weights, transformers' defaults otherwise"]
     preprocessing = published_protocol(c["num_frames"], c["img_size"], notes)
     if found.processor is not None:
         preprocessing, read = from_processor(found.processor, preprocessing, c["img_size"], str(found.processor_file))
         notes += read
     model_args = dict(num_classes=c["num_classes"], num_frames=c["num_frames"], img_size=c["img_size"],
-                      patch_size=c["patch_size"], tubelet_size=1, norm_eps=c["norm_eps"], act_layer=c["act_layer"],
+                      patch_size=c["patch_size"], tubelet_size=1, num_heads=heads, norm_eps=c["norm_eps"],
+                      act_layer=c["act_layer"],
                       qkv_bias=c["qkv_bias"], mlp_ratio=c["mlp_ratio"])
     names = class_names(c["num_classes"], hf_labels(found.config, c["num_classes"]), classes, where)
     return PublishedCheckpoint(source, "hf_timesformer", name, model_args, names, preprocessing, state, notes)

@@ -102,13 +102,13 @@ def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> Publi
     check_config(config, dict(g, num_frames=frames, img_size=img_size), where, patch="patch_size")
     if int(config.get("tubelet_size", g["tubelet_size"])) != g["tubelet_size"]:
         raise ValueError(f"{where}: config.json tubelet_size {config['tubelet_size']} does not fit the patch kernel")
-    name, _ = choose_model("videomae", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where)
+    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where)
     notes = [] if found.config else ["no config.json: 16 frames at 224 px and transformers' defaults assumed"]
     preprocessing = published_protocol(frames, img_size, g["num_classes"], notes)
     if found.processor is not None:
         preprocessing, read = from_processor(found.processor, preprocessing, img_size, str(found.processor_file))
         notes += read
-    args = model_args(g, frames, img_size, norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+    args = model_args(g, frames, img_size, num_heads=heads, norm_eps=float(config.get("layer_norm_eps", 1e-12)),
                       fc_norm_eps=HF_FC_NORM_EPS, act_layer=hf_activation(config, where),
                       qkv_bias="blocks.0.attn.qkv.bias" in state,
                       mlp_ratio=config.get("intermediate_size", 4 * g["embed_dim"]) / g["embed_dim"])

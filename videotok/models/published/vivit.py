@@ -104,11 +104,11 @@ def convert(found: Found, classes: Optional[list[str]], source: str) -> Publishe
     tubelet = config.get("tubelet_size")
     if tubelet is not None and [int(v) for v in tubelet] != [g["tubelet_size"], g["patch_size"], g["patch_size"]]:
         raise ValueError(f"{where}: config.json tubelet_size {tubelet} does not fit the patch kernel")
-    name, _ = choose_model("vivit", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where)
+    name, heads = choose_model("vivit", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where)
     notes = [] if found.config else ["no config.json: 32 frames at 224 px and transformers' defaults assumed"]
     preprocessing = preprocessing_for(found, g["num_frames"], g["img_size"], notes)
     model_args = dict(num_classes=g["num_classes"], num_frames=g["num_frames"], img_size=g["img_size"],
-                      patch_size=g["patch_size"], tubelet_size=g["tubelet_size"], attention="joint",
+                      patch_size=g["patch_size"], tubelet_size=g["tubelet_size"], num_heads=heads, attention="joint",
                       positions="joint", act_layer=hf_activation({"hidden_act": "gelu_fast", **config}, where),
                       norm_eps=float(config.get("layer_norm_eps", 1e-6)), qkv_bias=bool(config.get("qkv_bias", True)),
                       mlp_ratio=config.get("intermediate_size", 4 * g["embed_dim"]) / g["embed_dim"])
