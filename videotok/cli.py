@@ -17,6 +17,8 @@ training (LightningCLI; `videotok fit --help` for every option):
   test       test a checkpoint (clip-level)
 tools:
   predict    top-k classes of one video: videotok predict --pretrained SOURCE --video FILE
+  visualize  draw the tokens of one video block by block: videotok visualize --pretrained SOURCE
+             --video FILE --reducer NAME [--blocks 2,5,11] --output OUT.png OUT.gif
   evaluate   clip- and video-level multi-view evaluation of a checkpoint
   compare    every reducer against the full-token baseline, one report
   flops      GFLOPs per view, params and tokens per block
@@ -34,7 +36,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     flops.add_parser(subparsers)
     listing.add_parsers(subparsers)
-    for name in ("predict", "evaluate", "compare"):
+    for name in ("predict", "evaluate", "compare", "visualize"):
         module = _optional_command(name)
         if module is not None:
             module.add_parser(subparsers)

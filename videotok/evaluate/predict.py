@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +55,16 @@ class Prediction:
         data = asdict(self)
         data["top"] = [{"class": name, "probability": p} for name, p in self.top]
         return json.dumps(data, indent=2)
+
+
+def datamodule_preprocessing(datamodule: Any, views: Optional[tuple[int, int]] = None) -> Preprocessing:
+    """The test-time preprocessing of a KineticsDataModule (its test views unless `views` says
+    otherwise), so one video is decoded as that data's evaluation decodes it."""
+    return Preprocessing(
+        num_frames=datamodule.num_frames, sampling_rate=datamodule.sampling_rate,
+        short_side=datamodule.eval_short_side, crop_size=datamodule.crop_size,
+        mean=tuple(datamodule.mean), std=tuple(datamodule.std), views=tuple(views or datamodule.test_views),
+    )
 
 
 def decode_views(path: str, preprocessing: Preprocessing, decoder: str = "decord",

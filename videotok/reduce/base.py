@@ -41,6 +41,9 @@ class Reducer(nn.Module):
 
     name: str = "none"
     adds_parameters: bool = False  # True for strategies that must be trained
+    # True for strategies that rank tokens by importance (videotok.reduce.importance): pictures of
+    # their blocks show it (videotok visualize)
+    ranks_by_importance: bool = False
     # How a TimeSformer block's divided attention runs after this strategy (`videotok reducers`):
     # exact where the tokens keep one counterpart per place and frame, approximate where merged
     # tokens are placed by their patches (videotok.layers.placement).

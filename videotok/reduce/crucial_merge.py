@@ -155,6 +155,7 @@ class CrucialMerge(Reducer):
     """
 
     divided_attention = "approximate (merged tokens are placed by their patches)"
+    ranks_by_importance = True
 
     def __init__(self, keep_rate: float = 0.7, layers: LayersArg = None, fusion: bool = True, coarse_scales: str = "2") -> None:
         super().__init__()

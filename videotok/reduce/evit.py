@@ -45,6 +45,7 @@ class EViT(Reducer):
     """
 
     divided_attention = "approximate (the fused token is placed by its patches)"
+    ranks_by_importance = True
 
     def __init__(self, keep_rate: float = 1.0, layers: LayersArg = None, fuse: bool = True) -> None:
         super().__init__()

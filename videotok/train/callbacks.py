@@ -1,12 +1,19 @@
-"""Callbacks every videotok run uses."""
+"""Callbacks every videotok run uses, and TokenMapLogger, which a run may add."""
 from __future__ import annotations
 
 import os
+import random
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
@@ -76,3 +83,99 @@ class StopTogetherOnSigterm(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(self._received, all=False):
             raise SIGTERMException()
+
+
+@contextmanager
+def _random_state_kept(device: torch.device) -> Iterator[None]:
+    """Every random generator training draws from (torch CPU and the model's GPU, Python, NumPy)
+    is as it was after the block."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+class TokenMapLogger(Callback):
+    """Logs the picture `videotok visualize` draws of one validation clip to TensorBoard, every
+    `every_n_epochs` training epochs: which original patches each token holds after the chosen
+    blocks, and the importance the reducer ranks by.
+
+    video: the clip (default: the first video of the validation list), decoded once as validation
+        decodes it (its centre clip and crop).
+    blocks: block indices, "2,5,11" (default: up to three blocks that reduce, and the last).
+    tag: the TensorBoard image tag.
+
+    It has no effect on training: it runs on the global rank 0 only, on the backbone itself (not a
+    DDP wrapper) in eval mode under no_grad, with every random state restored afterwards, and runs
+    no collective. Strategies that shard the weights (FSDP, DeepSpeed) would need one in the
+    forward pass, so there it logs nothing and warns once; so it does without a TensorBoard logger.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, video: Optional[str] = None, blocks: Optional[str] = None,
+                 tag: str = "token_map") -> None:
+        from videotok.visualize.picture import parse_blocks
+
+        if every_n_epochs < 1:
+            raise ValueError(f"TokenMapLogger: every_n_epochs={every_n_epochs}; expected an integer >= 1")
+        self.every_n_epochs, self.video, self.tag = every_n_epochs, video, tag
+        self.blocks = parse_blocks(blocks, "TokenMapLogger blocks") if blocks is not None else None
+        self._clip: Optional[torch.Tensor] = None
+        self._normalisation: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+        self._header: list[str] = []
+        self._warned = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Options checked before training starts, not at the first picture."""
+        from videotok.visualize.tracking import check_blocks
+
+        if self.blocks is not None:
+            self.blocks = check_blocks(self.blocks, len(pl_module.model.blocks), "TokenMapLogger blocks")
+        if self.video is not None and not os.path.isfile(self.video):
+            raise FileNotFoundError(f"TokenMapLogger video={self.video}: no such file")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        logger = next((log for log in trainer.loggers if isinstance(log, TensorBoardLogger)), None)
+        if logger is None or not isinstance(trainer.strategy, (SingleDeviceStrategy, DDPStrategy)):
+            if not self._warned:
+                rank_zero_warn("TokenMapLogger logs nothing: it needs a TensorBoard logger and weights that are not "
+                               f"sharded (this run: {type(trainer.strategy).__name__}, loggers "
+                               f"{[type(log).__name__ for log in trainer.loggers]})")
+                self._warned = True
+            return
+        logger.experiment.add_image(self.tag, self.picture(trainer, pl_module.model), trainer.global_step,
+                                    dataformats="HWC")
+
+    def picture(self, trainer: L.Trainer, model: torch.nn.Module) -> np.ndarray:
+        """[H, W, 3] uint8: the picture of the clip through `model` (the backbone) as it is now."""
+        from videotok.flops import full_token_cost, measure_cost
+        from videotok.visualize.picture import default_blocks, header, token_picture
+
+        device = next(model.parameters()).device
+        with _random_state_kept(device), torch.no_grad():
+            if self._clip is None:
+                self._clip = self._decode(trainer.datamodule)
+                cost, full = measure_cost(model), full_token_cost(model)
+                self.blocks = self.blocks or default_blocks(cost.tokens_per_block)
+                self._header = header(model, os.path.basename(self._path(trainer.datamodule)), cost, full)
+            mean, std = self._normalisation
+            picture = token_picture(model, self._clip, mean, std, self.blocks,
+                                    [*self._header, f"epoch {trainer.current_epoch}, step {trainer.global_step}"])
+        return picture.grid()
+
+    def _path(self, datamodule: Any) -> str:
+        return self.video or datamodule.video_path("val", 0)
+
+    def _decode(self, datamodule: Any) -> torch.Tensor:
+        from videotok.evaluate.predict import datamodule_preprocessing, decode_views
+
+        preprocessing = datamodule_preprocessing(datamodule, views=(1, 1))
+        self._normalisation = (preprocessing.mean, preprocessing.std)
+        views = decode_views(self._path(datamodule), preprocessing, decoder=datamodule.decoder,
+                             fallback_decoder=datamodule.fallback_decoder)
+        return views[0]  # [C, T, H, W]
