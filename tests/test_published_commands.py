@@ -127,7 +127,8 @@ def test_compare_preset_on_a_local_checkpoint_trains_nothing(published, kinetics
              "reducer_args": {"keep_rate": 0.5, "layers": "2", "fusion": True}},
         ]},
     })
-    assert main(["compare", "--config", str(config), "--pretrained", str(published), "--no-progress"]) == 0
+    assert main(["compare", "--config", str(config), "--pretrained", str(published), "--no-progress",
+                 "--visualize"]) == 0
     out = capsys.readouterr().out
     assert f"the published checkpoint {published}, as it is (no training)" in out
     assert "crucial_fused: skipped: adds parameters" in out
@@ -138,6 +139,11 @@ def test_compare_preset_on_a_local_checkpoint_trains_nothing(published, kinetics
     assert f"the published checkpoint {published}, not trained here" in report
     assert "Not run: crucial_fused (adds parameters" in report
     assert not list((tmp_path / "run").rglob("*.ckpt"))
+    # --visualize: the same test clip through every row's model, in the report
+    for row in ("baseline", "tome_r1", "evit_half"):
+        assert (tmp_path / "run" / row / "tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"![{row}]({row}/tokens.png)" in report
+    assert "## One test clip through each strategy" in report
 
 
 @pytest.mark.parametrize("family, model, model_args", [

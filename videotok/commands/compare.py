@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--pretrained", metavar="SOURCE", help="a published video checkpoint as the baseline "
                         "(a file, a folder or a hub id; sets model.published)")
     parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
+    parser.add_argument("--visualize", action="store_true", help="also draw the split's first video through "
+                        "every row's model (<row>/tokens.png, shown in report.md; see `videotok visualize`)")
     parser.add_argument("--device", help="cpu or cuda (default: the trainer's accelerator)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else load_default_config()
     config = with_published(config, args.pretrained, args.format)
     source = args.config or f"{default_config_path()} (embedded default)"
-    settings = prepare(config, run_dir=args.run_dir, only=args.only)  # every error before any work
+    settings = prepare(config, run_dir=args.run_dir, only=args.only, visualize=args.visualize)  # every error before any work
     device = resolve_device(config, args.device)
     rows = ", ".join(f"{s.name} ({s.trained})" for s in settings.strategies if settings.selected(s))
     print(f"config: {source}\nrun folder: {settings.run_dir}, device: {device}\nrows: baseline, {rows}")

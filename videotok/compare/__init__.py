@@ -33,10 +33,11 @@ class CompareOutcome:
     paths: dict[str, Path]  # report, csv, json, gflops_plot, speed_plot
 
 
-def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None) -> CompareSettings:
+def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None,
+            visualize: bool = False) -> CompareSettings:
     """Everything that can be wrong with a config, found before any work: the `compare:` section,
     the data options, each row's reducer bound to the backbone, and whether it adds parameters."""
-    settings = parse_settings(config, run_dir=run_dir, only=only)
+    settings = parse_settings(config, run_dir=run_dir, only=only, visualize=visualize)
     build_datamodule(config)  # checks the data options; reads no file yet
     return replace(settings, strategies=check_strategies(config, settings.strategies))
 

@@ -19,6 +19,7 @@ import torch
 
 from videotok.compare.pareto import pareto_front
 from videotok.compare.per_class import TOP_CLASSES, ClassChange, class_changes, deltas_by_class, markdown_changes
+from videotok.compare.pictures import PICTURE_FILE
 from videotok.compare.runner import RESULT_FILE, RowResult
 from videotok.settings import data_options
 
@@ -262,6 +263,11 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plots: bool
     if changes is not None:
         lines += ["", "## Per-class changes against the baseline", ""]
         lines += _per_class_section(table, meta, changes)
+    if meta.get("pictures"):
+        lines += ["", "## One test clip through each strategy", "",
+                  "Each token's region outlined in its colour after the blocks where the token count drops "
+                  "(grey: patches no token holds any more), as `videotok visualize` draws it.", ""]
+        lines += [f"**{name}**\n\n![{name}]({picture})\n" for name, picture in meta["pictures"].items()]
     lines += ["", f"Per-row details (per-class accuracy, timings, checkpoints): `<row>/{RESULT_FILE}`.", ""]
     return "\n".join(lines)
 
@@ -296,6 +302,8 @@ def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, confi
 
     table = table_rows(rows)
     meta = describe(rows, settings, config, skipped)
+    meta["pictures"] = {row.name: f"{row.name}/{PICTURE_FILE}" for row in rows
+                        if (run_dir / row.name / PICTURE_FILE).is_file()}
     changes = {row.name: class_changes(rows[0].result, row.result) for row in rows}
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / REPORT_FILE, "csv": run_dir / CSV_FILE, "json": run_dir / JSON_FILE,

@@ -32,7 +32,9 @@ from videotok.compare.settings import (
     finetune_training,
     result_signature,
 )
+from videotok.compare.pictures import PICTURE_FILE, draw_row, picture_clip
 from videotok.evaluate import EvaluationResult, evaluate
+from videotok.evaluate.runner import EVAL_SPLITS
 from videotok.evaluate.precision import short_precision
 from videotok.reduce.choice import ReducerChoice
 from videotok.train.build import build_classifier, build_datamodule
@@ -140,6 +142,12 @@ class Comparison:
     # -- the flow ----------------------------------------------------------------------------
     def run(self) -> list[RowResult]:
         self.check_resumable()
+        rows = self._rows()
+        if self.settings.visualize:
+            self._draw(rows)
+        return rows
+
+    def _rows(self) -> list[RowResult]:
         rows = [self._baseline(1)]
         for n, strategy in enumerate(self.settings.strategies, start=2):
             if self.settings.selected(strategy) and not self._trains(strategy):
@@ -267,11 +275,39 @@ class Comparison:
         )
         return kwargs
 
-    def _evaluate(self, strategy: Optional[Strategy], checkpoint: Optional[Path], signature: dict) -> EvaluationResult:
-        """`strategy` (None: the baseline) on `checkpoint`'s weights (None: model.published's)."""
+    def _classifier(self, strategy: Optional[Strategy], checkpoint: Optional[Path]) -> L.LightningModule:
+        """`strategy`'s model (None: the baseline's) on `checkpoint`'s weights (None: model.published's)."""
         state = load_checkpoint(checkpoint) if checkpoint is not None else None
         reducer = strategy.choice if strategy is not None else ReducerChoice()
-        classifier = build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
+        return build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
+
+    def _weights(self, row: RowResult) -> Optional[Path]:
+        """The checkpoint a finished row was evaluated on."""
+        if row.strategy is not None and row.strategy.adds_parameters:
+            return last_checkpoint(self.settings.row_dir(row.name))
+        return self.baseline_checkpoint_path()
+
+    def _draw(self, rows: list[RowResult]) -> None:
+        """`--visualize`: one picture per row of the same test clip (rows drawn earlier are kept)."""
+        missing = [row for row in rows if not (self.settings.row_dir(row.name) / PICTURE_FILE).is_file()]
+        if not missing:
+            return
+        self.datamodule.setup(EVAL_SPLITS[self.settings.split])
+        try:
+            video, clip = picture_clip(self.datamodule, self.settings.split)
+        except ValueError as error:
+            self.log(f"pictures: not drawn, {error}")
+            return
+        for row in missing:
+            path = self.settings.row_dir(row.name) / PICTURE_FILE
+            classifier = self._classifier(row.strategy, self._weights(row)).to(self.device).eval()
+            draw_row(classifier.model, clip, video, self.datamodule, path)
+            self.log(f"    {row.name}: tokens of {Path(video).name} -> {path}")
+
+    def _evaluate(self, strategy: Optional[Strategy], checkpoint: Optional[Path], signature: dict) -> EvaluationResult:
+        """`strategy` (None: the baseline) on `checkpoint`'s weights (None: model.published's)."""
+        reducer = strategy.choice if strategy is not None else ReducerChoice()
+        classifier = self._classifier(strategy, checkpoint)
         return evaluate(
             classifier, self.datamodule, split=self.settings.split, views=self.settings.views,
             aggregate=self.settings.aggregate, device=self.device, progress=self.progress,
@@ -301,6 +337,7 @@ class Comparison:
         partial = path.with_suffix(".json.partial")
         partial.write_text(result.to_json())
         partial.replace(path)  # a crash never leaves half a result behind
+        (path.parent / PICTURE_FILE).unlink(missing_ok=True)  # drawn from the weights the row had before
         self.log(f"    video top-1 {result.video_top1:.1f} %, {result.gflops_per_view:.4f} GFLOPs per view -> {path}")
         return RowResult(name, strategy, result, loaded=False)
 

@@ -77,6 +77,7 @@ class CompareSettings:
     only: Optional[tuple[str, ...]] = None  # compute only these rows; others are reported if finished
     published: Optional[str] = None  # model.published: the baseline is this published checkpoint, untrained here
     finetune_published: bool = False  # with `published`: fine-tune the reducers that add parameters (else skip them)
+    visualize: bool = False  # draw the same test clip through every row's model (`--visualize`)
 
     def selected(self, strategy: Strategy) -> bool:
         return self.only is None or strategy.name in self.only
@@ -94,8 +95,10 @@ def load_default_config() -> dict:
     return yaml.safe_load(default_config_path().read_text())
 
 
-def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None) -> CompareSettings:
-    """The checked `compare:` section; `run_dir` and `only` (row names) come from the command line."""
+def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[list[str]] = None,
+                   visualize: bool = False) -> CompareSettings:
+    """The checked `compare:` section; `run_dir`, `only` (row names) and `visualize` come from the
+    command line."""
     section = config.get("compare")
     if not isinstance(section, dict):
         raise ValueError("the config has no `compare:` section (see videotok/defaults/compare.yaml)")
@@ -147,6 +150,7 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
         only=tuple(only) if only else None,
         published=str(published) if published else None,
         finetune_published=finetune_published,
+        visualize=bool(visualize),
     )
 
 
