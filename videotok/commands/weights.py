@@ -50,6 +50,9 @@ def _published(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> Lo
 
     checkpoint = load_published(args.pretrained, args.format, classes=args.classes)
     model = checkpoint.build(reducer.build() if reducer else None)
+    if model.reducer.adds_parameters:
+        print(f"note: {model.reducer.name} adds parameters that {checkpoint.source} lacks: they are as initialised, "
+              "untrained (fine-tune them with `videotok compare` and compare.finetune_published: true)", flush=True)
     return LoadedModel(model, checkpoint.preprocessing, checkpoint.classes, f"published {checkpoint.source}",
                        dict(reducer.args) if reducer else {})
 
