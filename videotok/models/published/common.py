@@ -136,11 +136,19 @@ def conv2d_to_3d(weight: Tensor) -> Tensor:
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
 
-def hf_activation(config: dict[str, Any], where: str) -> str:
-    act = config.get("hidden_act", "gelu")
-    if act not in HF_ACTIVATIONS:
-        raise ValueError(f"{where}: hidden_act {act!r} is not supported (known: {', '.join(HF_ACTIVATIONS)})")
-    return HF_ACTIVATIONS[act]
+def hf_block_args(config: dict[str, Any], embed_dim: int, where: str, norm_eps: float, act: str) -> dict[str, Any]:
+    """The block options a transformers config.json states (`norm_eps`, `act`: that family's config
+    defaults): act_layer, norm_eps and mlp_ratio."""
+    name = config.get("hidden_act", act)
+    if name not in HF_ACTIVATIONS:
+        raise ValueError(f"{where}: hidden_act {name!r} is not supported (known: {', '.join(HF_ACTIVATIONS)})")
+    return dict(act_layer=HF_ACTIVATIONS[name], norm_eps=float(config.get("layer_norm_eps", norm_eps)),
+                mlp_ratio=config.get("intermediate_size", 4 * embed_dim) / embed_dim)
+
+
+def block_count(state: dict[str, Tensor]) -> int:
+    """Depth of a model from our-named weights (`blocks.N.*`)."""
+    return 1 + max(int(re.match(r"blocks\.(\d+)\.", k)[1]) for k in state if k.startswith("blocks."))
 
 
 def square(value: Any, what: str, where: str) -> int:

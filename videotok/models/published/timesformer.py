@@ -10,7 +10,6 @@ frame and its outputs averaged: `Block._divided` computes exactly that.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -18,8 +17,8 @@ import yaml
 from torch import Tensor
 
 from videotok.models.published.checkpoint import Preprocessing, PublishedCheckpoint
-from videotok.models.published.common import (check_config, choose_model, class_names, conv2d_to_3d, hf_activation,
-                                              hf_labels, rename)
+from videotok.models.published.common import (block_count, check_config, choose_model, class_names, conv2d_to_3d,
+                                              hf_block_args, hf_labels, rename)
 from videotok.models.published.files import Found
 from videotok.models.published.preprocessing import from_processor
 
@@ -71,8 +70,7 @@ def geometry(state: dict[str, Tensor]) -> dict[str, int]:
     dim = state["cls_token"].shape[-1]
     patch = state["patch_embed.proj.weight"].shape[-1]
     grid = round((state["pos_embed"].shape[1] - 1) ** 0.5)  # pos_embed [1, 1 + (img/patch)^2, C]
-    depth = 1 + max(int(re.match(r"blocks\.(\d+)\.", k)[1]) for k in state if k.startswith("blocks."))
-    return dict(embed_dim=dim, depth=depth, patch_size=patch, num_frames=state["time_embed"].shape[1],
+    return dict(embed_dim=dim, depth=block_count(state), patch_size=patch, num_frames=state["time_embed"].shape[1],
                 img_size=grid * patch, num_classes=state["head.weight"].shape[0])
 
 
@@ -150,9 +148,8 @@ def hf_config(found: Found, state: dict[str, Tensor], where: str) -> dict[str, A
     if cfg.get("attention_type", "divided_space_time") != "divided_space_time":
         raise ValueError(f"{where}: attention_type {cfg['attention_type']!r}; only divided_space_time is supported")
     check_config(cfg, g, where, frames="num_frames", image="image_size", patch="patch_size")
-    return dict(g, num_heads=cfg.get("num_attention_heads"), act_layer=hf_activation(cfg, where),
-                norm_eps=float(cfg.get("layer_norm_eps", 1e-6)), qkv_bias=bool(cfg.get("qkv_bias", True)),
-                mlp_ratio=cfg.get("intermediate_size", 4 * g["embed_dim"]) / g["embed_dim"])
+    return dict(g, num_heads=cfg.get("num_attention_heads"), qkv_bias=bool(cfg.get("qkv_bias", True)),
+                **hf_block_args(cfg, g["embed_dim"], where, norm_eps=1e-6, act="gelu"))
 
 
 def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> PublishedCheckpoint:

@@ -11,7 +11,6 @@ Layer norm eps: the original uses 1e-6 everywhere; transformers' port uses its c
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -19,8 +18,8 @@ import torch
 from torch import Tensor
 
 from videotok.models.published.checkpoint import Preprocessing, PublishedCheckpoint
-from videotok.models.published.common import (check_config, choose_model, class_names, fuse_qkv, hf_activation,
-                                              hf_labels, rename, square)
+from videotok.models.published.common import (block_count, check_config, choose_model, class_names, fuse_qkv,
+                                              hf_block_args, hf_labels, rename, square)
 from videotok.models.published.files import Found
 from videotok.models.published.preprocessing import from_processor
 from videotok.models.videomae import sinusoid_table
@@ -69,8 +68,7 @@ def looks_like_pth(found: Found) -> bool:
 
 def geometry(state: dict[str, Tensor]) -> dict[str, int]:
     dim, _, tubelet, patch, _ = state["patch_embed.proj.weight"].shape  # [C, 3, kt, p, p]
-    depth = 1 + max(int(re.match(r"blocks\.(\d+)\.", k)[1]) for k in state if k.startswith("blocks."))
-    return dict(embed_dim=dim, depth=depth, tubelet_size=tubelet, patch_size=patch,
+    return dict(embed_dim=dim, depth=block_count(state), tubelet_size=tubelet, patch_size=patch,
                 num_classes=state["head.weight"].shape[0])
 
 
@@ -108,10 +106,9 @@ def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> Publi
     if found.processor is not None:
         preprocessing, read = from_processor(found.processor, preprocessing, img_size, str(found.processor_file))
         notes += read
-    args = model_args(g, frames, img_size, num_heads=heads, norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-                      fc_norm_eps=HF_FC_NORM_EPS, act_layer=hf_activation(config, where),
+    args = model_args(g, frames, img_size, num_heads=heads, fc_norm_eps=HF_FC_NORM_EPS,
                       qkv_bias="blocks.0.attn.qkv.bias" in state,
-                      mlp_ratio=config.get("intermediate_size", 4 * g["embed_dim"]) / g["embed_dim"])
+                      **hf_block_args(config, g["embed_dim"], where, norm_eps=1e-12, act="gelu"))
     names = class_names(g["num_classes"], hf_labels(found.config, g["num_classes"]), classes, where)
     return PublishedCheckpoint(source, "hf_videomae", name, args, names, preprocessing, state, notes)
 

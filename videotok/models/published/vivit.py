@@ -7,14 +7,13 @@ and the older one hub files were saved with (`vivit.encoder.layer.N.attention.at
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from torch import Tensor
 
 from videotok.models.published.checkpoint import Preprocessing, PublishedCheckpoint
-from videotok.models.published.common import (check_config, choose_model, class_names, fuse_qkv, hf_activation,
-                                              hf_labels, log, rename, square)
+from videotok.models.published.common import (block_count, check_config, choose_model, class_names, fuse_qkv,
+                                              hf_block_args, hf_labels, log, rename, square)
 from videotok.models.published.files import Found
 from videotok.models.published.preprocessing import equivalent_normalisation, from_processor, offsets
 
@@ -56,14 +55,13 @@ def geometry(state: dict[str, Tensor], config: dict[str, Any], where: str) -> di
     """Sizes from the weights; frames (not in any weight shape but the position table's length)
     from config.json, checked against that table."""
     dim, _, tubelet, patch, _ = state["patch_embed.proj.weight"].shape  # [C, 3, kt, p, p]
-    depth = 1 + max(int(re.match(r"blocks\.(\d+)\.", k)[1]) for k in state if k.startswith("blocks."))
     tokens = state["pos_embed"].shape[1] - 1  # T' * H' * W'
     img_size = square(config.get("image_size", 224), "image_size", where)
     frames = int(config.get("num_frames", 32))
     if (frames // tubelet) * (img_size // patch) ** 2 != tokens:
         raise ValueError(f"{where}: {tokens} position embeddings do not fit {frames} frames of {img_size} px "
                          f"in {tubelet}x{patch}x{patch} tubelets; check num_frames and image_size in config.json")
-    return dict(embed_dim=dim, depth=depth, tubelet_size=tubelet, patch_size=patch, num_frames=frames,
+    return dict(embed_dim=dim, depth=block_count(state), tubelet_size=tubelet, patch_size=patch, num_frames=frames,
                 img_size=img_size, num_classes=state["head.weight"].shape[0])
 
 
@@ -109,8 +107,7 @@ def convert(found: Found, classes: Optional[list[str]], source: str) -> Publishe
     preprocessing = preprocessing_for(found, g["num_frames"], g["img_size"], notes)
     model_args = dict(num_classes=g["num_classes"], num_frames=g["num_frames"], img_size=g["img_size"],
                       patch_size=g["patch_size"], tubelet_size=g["tubelet_size"], num_heads=heads, attention="joint",
-                      positions="joint", act_layer=hf_activation({"hidden_act": "gelu_fast", **config}, where),
-                      norm_eps=float(config.get("layer_norm_eps", 1e-6)), qkv_bias=bool(config.get("qkv_bias", True)),
-                      mlp_ratio=config.get("intermediate_size", 4 * g["embed_dim"]) / g["embed_dim"])
+                      positions="joint", qkv_bias=bool(config.get("qkv_bias", True)),
+                      **hf_block_args(config, g["embed_dim"], where, norm_eps=1e-6, act="gelu_fast"))
     names = class_names(g["num_classes"], hf_labels(found.config, g["num_classes"]), classes, where)
     return PublishedCheckpoint(source, "hf_vivit", name, model_args, names, preprocessing, state, notes)
