@@ -35,12 +35,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from videotok.evaluate.predict import decode_views
-    from videotok.flops import full_token_cost, measure_cost
-    from videotok.visualize import (check_blocks, check_outputs, default_blocks, header, parse_blocks,
-                                    token_picture, write_picture)
+    from videotok.evaluate.predict import centre_view
+    from videotok.visualize import caption, check_blocks, check_outputs, parse_blocks, token_picture, write_picture
 
     # everything the options alone decide is checked before any weights are read
     outputs = check_outputs(args.output)
@@ -57,13 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if blocks is not None:
         blocks = check_blocks(blocks, len(model.blocks))
     print(f"model: {model.model_name} ({loaded.weights}), reducer: {model.reducer.name}", flush=True)
-    cost, full = measure_cost(model), full_token_cost(model)
-    lines = header(model, Path(args.video).name, cost, full)
+    lines, default = caption(model, Path(args.video).name)
     print(lines[1], flush=True)
-    blocks = blocks or default_blocks(cost.tokens_per_block)
+    blocks = blocks or default
     print(f"decoding the centre view of {args.video}", flush=True)
-    preprocessing = replace(loaded.preprocessing, views=(1, 1))
-    clip = decode_views(args.video, preprocessing, decoder=args.decoder)[0]  # [C, T, H, W]
+    preprocessing = loaded.preprocessing
+    clip = centre_view(args.video, preprocessing, decoder=args.decoder)  # [C, T, H, W]
     print(f"following the tokens through blocks {','.join(map(str, blocks))}", flush=True)
     picture = token_picture(model, clip, preprocessing.mean, preprocessing.std, blocks, lines)
     for column in picture.columns[1:]:

@@ -6,7 +6,7 @@ this process), so a prediction and an ``evaluate`` row of the same video see the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 import torch
@@ -87,6 +87,13 @@ def decode_views(path: str, preprocessing: Preprocessing, decoder: str = "decord
         raise ValueError(f"--video {path}: cannot be read ({reasons or 'no frames'})")
     views.sort(key=lambda s: s["view_index"])
     return torch.stack([s["video"] for s in views])
+
+
+def centre_view(path: str, preprocessing: Preprocessing, decoder: str = "decord",
+                fallback_decoder: str = "pyav") -> Tensor:
+    """The centre view [C, T, H, W] of the video at `path`: one clip, the centre crop, decoded as an
+    evaluation with 1x1 views decodes it (what the token pictures draw)."""
+    return decode_views(path, replace(preprocessing, views=(1, 1)), decoder, fallback_decoder)[0]
 
 
 def predict(model: nn.Module, views: Tensor, classes: list[str], topk: int = 5, batch_size: int = 8,

@@ -153,16 +153,14 @@ class TokenMapLogger(Callback):
 
     def picture(self, trainer: L.Trainer, model: torch.nn.Module) -> np.ndarray:
         """[H, W, 3] uint8: the picture of the clip through `model` (the backbone) as it is now."""
-        from videotok.flops import full_token_cost, measure_cost
-        from videotok.visualize.picture import default_blocks, header, token_picture
+        from videotok.visualize.picture import caption, token_picture
 
         device = next(model.parameters()).device
         with _random_state_kept(device), torch.no_grad():
             if self._clip is None:
                 self._clip = self._decode(trainer.datamodule)
-                cost, full = measure_cost(model), full_token_cost(model)
-                self.blocks = self.blocks or default_blocks(cost.tokens_per_block)
-                self._header = header(model, os.path.basename(self._path(trainer.datamodule)), cost, full)
+                self._header, default = caption(model, os.path.basename(self._path(trainer.datamodule)))
+                self.blocks = self.blocks or default
             mean, std = self._normalisation
             picture = token_picture(model, self._clip, mean, std, self.blocks,
                                     [*self._header, f"epoch {trainer.current_epoch}, step {trainer.global_step}"])
@@ -172,10 +170,8 @@ class TokenMapLogger(Callback):
         return self.video or datamodule.video_path("val", 0)
 
     def _decode(self, datamodule: Any) -> torch.Tensor:
-        from videotok.evaluate.predict import datamodule_preprocessing, decode_views
+        from videotok.evaluate.predict import centre_view, datamodule_preprocessing
 
-        preprocessing = datamodule_preprocessing(datamodule, views=(1, 1))
+        preprocessing = datamodule_preprocessing(datamodule)
         self._normalisation = (preprocessing.mean, preprocessing.std)
-        views = decode_views(self._path(datamodule), preprocessing, decoder=datamodule.decoder,
-                             fallback_decoder=datamodule.fallback_decoder)
-        return views[0]  # [C, T, H, W]
+        return centre_view(self._path(datamodule), preprocessing, datamodule.decoder, datamodule.fallback_decoder)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from torch import Tensor
 
-from videotok.flops import Cost
+from videotok.flops import Cost, full_token_cost, measure_cost
 from videotok.models.base import VideoBackbone
 from videotok.visualize.draw import Geometry, Picture, draw, frames_rgb
 from videotok.visualize.tracking import check_blocks, track
@@ -40,6 +40,13 @@ def reducer_text(model: VideoBackbone) -> str:
     reducer = model.reducer
     setting = reducer.extra_repr()
     return reducer.name if setting in ("", reducer.name) else f"{reducer.name} ({setting})"
+
+
+def caption(model: VideoBackbone, video_name: str) -> tuple[list[str], tuple[int, ...]]:
+    """(header lines, default blocks) of a picture of `model`: its cost counted once with its reducer
+    and once without, and the blocks where its token count drops."""
+    cost = measure_cost(model)
+    return header(model, video_name, cost, full_token_cost(model)), default_blocks(cost.tokens_per_block)
 
 
 def header(model: VideoBackbone, video_name: str, cost: Cost, full: Cost) -> list[str]:
