@@ -103,6 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if argv[0] in LIGHTNING_COMMANDS:
             return run_lightning(argv)
         args = _tool_parser().parse_args(argv)
+        _prepare_process()  # evaluate and compare may launch ranks (--devices)
         return args.run(args)
     except SystemExit as stop:
         if type(stop).__name__ != "SIGTERMException":  # Lightning's: every process stopped at one step

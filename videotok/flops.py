@@ -2,14 +2,24 @@
 
 Counting a real forward pass (torch's FlopCounterMode) instead of a formula means a reduced model is
 counted truthfully: fewer tokens after each merge, plus the matching cost of the reducer itself.
+
+Where the token count depends on the clip (a per-frame padding that follows the content, or a
+content-aware reducer), evaluation needs the cost of every view without counting a second forward:
+`Cost.per_view` adds to the counted blank-clip figure what a formula over the tokens each block saw
+(`counted_gflops`) says the view costs more or less. Parts the formula does not model (a reducer's
+own matching, the neck) cancel, since they are in both the counted figure and the anchor.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from videotok.layers.placement import frame_widths
+from videotok.reduce.state import Grid, TokenState
 
 aten = torch.ops.aten
 
@@ -23,18 +33,52 @@ _EXTRA_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_
 
 
 @dataclass
+class BlockInput:
+    """What one reducer-driven block received, kept by reference (no copy, no work) until it is
+    costed. `samples_per_video`: how many samples the blocks see per video (T' for the factorised
+    encoder, else 1)."""
+
+    size: Tensor  # [B', N], 0 for padding
+    pos: Tensor  # [B', N, 3]
+    owner: Optional[Tensor]  # [B', T, H, W]
+    grid: Optional[Grid]
+    num_prefix: int
+    samples_per_video: int
+
+    @classmethod
+    def of(cls, state: TokenState, samples_per_video: int) -> "BlockInput":
+        return cls(state.size, state.pos, state.owner, state.grid, state.num_prefix, samples_per_video)
+
+    @property
+    def tokens_per_video(self) -> int:
+        """Token slots per video (padding included), the number `videotok flops` prints."""
+        return self.size.shape[1] * self.samples_per_video
+
+    def tokens(self) -> Tensor:
+        """[B'] tokens each sample really holds (prefix included, padding not)."""
+        return (self.size > 0).sum(dim=1)
+
+
+@dataclass
 class Cost:
     gflops: float  # per view (one clip), multiply-adds / 1e9
     params_m: float
     tokens_per_block: list[int]  # tokens entering each block, then after the last one
+    counted_gflops: float = 0.0  # `count_gflops` on the same clip: the anchor of `per_view`
+
+    def per_view(self, model: nn.Module, trace: list[BlockInput]) -> Tensor:
+        """[B] GFLOPs of each video of a batch whose blocks left `trace`: this counted figure, moved
+        by how much more or less the formula over that video's own token counts says it costs."""
+        return self.gflops + count_gflops(model, trace) - self.counted_gflops
 
 
-def measure_cost(model: nn.Module, batch: int = 1) -> Cost:
-    """Run `model` once on a zero clip of its own input shape; return GFLOPs per view and tokens."""
-    shape = (batch, model.in_chans, model.num_frames, model.img_size, model.img_size)
-    device = next(model.parameters()).device
-    video = torch.zeros(shape, device=device)
-    trace: list[int] = []
+def measure_cost(model: nn.Module, batch: int = 1, video: Optional[Tensor] = None) -> Cost:
+    """Run `model` once on `video` (default: a zero clip of its own input shape, `batch` of them);
+    return GFLOPs per view and tokens."""
+    if video is None:
+        shape = (batch, model.in_chans, model.num_frames, model.img_size, model.img_size)
+        video = torch.zeros(shape, device=next(model.parameters()).device)
+    trace: list[BlockInput] = []
     was_training = model.training
     model.eval()
     try:
@@ -42,9 +86,12 @@ def measure_cost(model: nn.Module, batch: int = 1) -> Cost:
             model(video, trace=trace)
     finally:
         model.train(was_training)
+    views = video.shape[0]
     flops = counter.get_total_flops()
     params = sum(p.numel() for p in model.parameters())
-    return Cost(gflops=flops / 2 / 1e9 / batch, params_m=params / 1e6, tokens_per_block=trace)
+    return Cost(gflops=flops / 2 / 1e9 / views, params_m=params / 1e6,
+                tokens_per_block=[b.tokens_per_video for b in trace],
+                counted_gflops=float(count_gflops(model, trace).mean()))
 
 
 def full_token_cost(model: nn.Module) -> Cost:
@@ -60,3 +107,40 @@ def full_token_cost(model: nn.Module) -> Cost:
         return measure_cost(model)
     finally:
         model.reducer = reducer
+
+
+def count_gflops(model: nn.Module, trace: list[BlockInput]) -> Tensor:
+    """[B] GFLOPs per video of the reducer-driven blocks, from the tokens each block received
+    (`trace[i]`) and kept after its reduction (`trace[i + 1]`), each video costed as if alone
+    (its own token count and per-frame width, not the batch's padding).
+
+    Per block, with C the width and n the tokens: joint attention 4nC² + 2n²C; TimeSformer's
+    divided attention, temporal 5nC² (qkv, proj, temporal_fc) + 2·places·T²·C, spatial per frame
+    4(p+m)C² + 2(p+m)²C with m the frame's patches on the grid or the fullest frame's tokens once
+    merged tokens are placed; the MLP 2·n_out·C·hidden."""
+    total: Optional[Tensor] = None
+    for block, entering, leaving in zip(model.blocks, trace, trace[1:]):
+        c = block.norm1.normalized_shape[0]
+        n_in, n_out = entering.tokens().double(), leaving.tokens().double()
+        macs = 2 * n_out * c * block.mlp.fc1.out_features
+        p = entering.num_prefix
+        if block.divided and entering.grid is not None:
+            t, h, w = entering.grid
+            macs = macs + _divided(c, p, n_in - p, t, h * w, torch.full_like(n_in, h * w))
+        elif block.divided and entering.owner is not None and block.divided_after_merge:
+            t, h, w = entering.owner.shape[1:]
+            width = frame_widths(entering.owner, entering.pos[:, p:]).double()
+            macs = macs + _divided(c, p, n_in - p, t, h * w, width)
+        else:
+            macs = macs + 4 * n_in * c * c + 2 * n_in * n_in * c
+        per_video = macs.reshape(-1, entering.samples_per_video).sum(dim=1)  # [B'] -> [B]
+        total = per_video if total is None else total + per_video
+    if total is None:
+        raise ValueError("the trace holds no block")
+    return total / 1e9
+
+
+def _divided(c: int, p: int, patches: Tensor, frames: int, places: int, width: Tensor) -> Tensor:
+    temporal = 5 * patches * c * c + 2 * places * frames * frames * c
+    spatial = frames * (4 * (p + width) * c * c + 2 * (p + width) ** 2 * c)
+    return temporal + spatial

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from videotok.commands.devices import add_device_arguments, runtime_from_args
 from videotok.models.published import FORMATS
 
 
@@ -17,7 +18,10 @@ def add_parser(subparsers: Any) -> None:
                     "accuracy_vs_clips_per_second.png to the run folder. A rerun resumes: finished rows are "
                     "loaded, not recomputed. With no --config it runs the embedded default (synthetic set, generated on first use, on the CPU). "
                     "With --pretrained (or model.published) the baseline is a published checkpoint: nothing "
-                    "is trained unless compare.finetune_published asks for the reducers with parameters.",
+                    "is trained unless compare.finetune_published asks for the reducers with parameters. "
+                    "Every row is evaluated in one pass over the split (each clip decoded once), on the devices "
+                    "of --accelerator/--devices/--num_nodes/--strategy (else the config's trainer section); an "
+                    "interrupted pass resumes from <run-dir>/pass/ when the same command runs again.",
     )
     parser.add_argument("--config", help="experiment config with a `compare:` section (default: the embedded "
                         "synthetic comparison, videotok/defaults/compare.yaml)")
@@ -29,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
     parser.add_argument("--visualize", action="store_true", help="also draw the split's first video through "
                         "every row's model (<row>/tokens.png, shown in report.md; see `videotok visualize`)")
-    parser.add_argument("--device", help="cpu or cuda (default: the trainer's accelerator)")
+    add_device_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -46,7 +50,7 @@ def _quiet_lightning() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.compare import default_config_path, load_default_config, prepare, run_compare, text_table
-    from videotok.compare.runner import resolve_device
+    from videotok.compare.runner import is_rank_zero
     from videotok.config import load_config, with_published
 
     _quiet_lightning()
@@ -54,10 +58,14 @@ def run(args: argparse.Namespace) -> int:
     config = with_published(config, args.pretrained, args.format)
     source = args.config or f"{default_config_path()} (embedded default)"
     settings = prepare(config, run_dir=args.run_dir, only=args.only, visualize=args.visualize)  # every error before any work
-    device = resolve_device(config, args.device)
+    runtime = runtime_from_args(config, args)
     rows = ", ".join(f"{s.name} ({s.trained})" for s in settings.strategies if settings.selected(s))
-    print(f"config: {source}\nrun folder: {settings.run_dir}, device: {device}\nrows: baseline, {rows}")
-    outcome = run_compare(config, settings, device=device, progress=not args.no_progress)
+    if is_rank_zero():
+        print(f"config: {source}\nrun folder: {settings.run_dir}, devices: {runtime.describe()}\n"
+              f"rows: baseline, {rows}")
+    outcome = run_compare(config, settings, runtime=runtime, progress=not args.no_progress)
+    if outcome is None:  # not rank 0: rank 0 reports
+        return 0
     print()
     print(text_table(outcome.table))
     print()

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from videotok.commands.devices import add_device_arguments, runtime_from_args
 from videotok.config import load_config, with_published
 from videotok.models.published import FORMATS
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
@@ -33,8 +32,10 @@ def add_parser(subparsers: Any) -> None:
                         help="how views of a video are averaged (default softmax)")
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--output", help="write the result as JSON here")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="32", help="32, bf16 or 16 (autocast)")
+    parser.add_argument("--run-dir", help="flush per-video results here as the pass goes; the same command "
+                        "run again resumes from them (default: OUTPUT.parts/ next to --output; none without it)")
+    add_device_arguments(parser)
+    parser.add_argument("--precision", help="32, bf16 or 16 (autocast; default: the config's trainer.precision, else 32)")
     parser.add_argument("--batch-size", type=int, help="override data.batch_size")
     parser.add_argument("--num-workers", type=int, help="override data.num_workers")
     parser.add_argument("--per-class", action="store_true", help="print per-class accuracy too")
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     views = parse_views(args.views) if args.views else None  # bad --views fails before any work
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)  # None: the checkpoint's own
     config = with_published(load_config(args.config), args.pretrained, args.format)
+    runtime = runtime_from_args(config, args, precision=args.precision)
     published = (config.get("model") or {}).get("published")
     if not args.ckpt_path and not published:
         raise ValueError("give the weights: --ckpt_path CKPT (a videotok checkpoint) or --pretrained SOURCE "
@@ -61,15 +63,28 @@ def run(args: argparse.Namespace) -> int:
     if views is None and published:
         views = tuple(datamodule.test_views)  # the checkpoint's published protocol, or the config's
     hp = classifier.hparams
+    run_dir = Path(args.run_dir) if args.run_dir else Path(args.output + ".parts") if args.output else None
+    extra = {"config": str(args.config), "checkpoint": str(args.ckpt_path or published),
+             "reducer_args": dict(hp.reducer_args or {})}
     result = evaluate(
         classifier, datamodule, split=args.split, views=views, aggregate=args.aggregate,
-        device=args.device, progress=not args.no_progress, precision=args.precision,
-        extra={"config": str(args.config), "checkpoint": str(args.ckpt_path or published),
-               "reducer_args": dict(hp.reducer_args or {})},
+        progress=not args.no_progress, runtime=runtime, extra=extra, run_dir=run_dir,
+        signature={**extra, "reducer": hp.reducer, "weights": _fingerprint(args.ckpt_path or published),
+                   "views": list(views) if views else None, "aggregate": args.aggregate, "split": args.split,
+                   "data_dir": str(datamodule.data_dir)},
     )
+    if result is None:  # not rank 0: rank 0 reports
+        return 0
     print(result.to_table(per_class=args.per_class))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(result.to_json())
         print(f"wrote {args.output}")
     return 0
+
+
+def _fingerprint(source: str) -> list:
+    """Size and modification time of the weights: a checkpoint replaced at the same path is another run."""
+    from videotok.compare.settings import file_fingerprint
+
+    return file_fingerprint(source)

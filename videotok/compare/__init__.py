@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from videotok.compare.report import TableRow, table_rows, text_table, write_outputs
-from videotok.compare.runner import Comparison, Log, RowResult, elapsed
+from videotok.compare.runner import Comparison, Log, RowResult, elapsed, is_rank_zero
 from videotok.compare.settings import (
     BASELINE,
     CompareSettings,
@@ -23,6 +23,7 @@ from videotok.compare.settings import (
     load_default_config,
     parse_settings,
 )
+from videotok.evaluate import Runtime
 from videotok.train.build import build_datamodule
 
 
@@ -42,17 +43,22 @@ def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str
     return replace(settings, strategies=check_strategies(config, settings.strategies))
 
 
-def run_compare(config: dict, settings: CompareSettings, device: Optional[str] = None,
-                progress: bool = True, log: Log = print) -> CompareOutcome:
+def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runtime] = None,
+                progress: bool = True, log: Log = print) -> Optional[CompareOutcome]:
     """Train/evaluate what is missing in `settings.run_dir`, then write the report there.
-    `settings` must come from `prepare` (which knows which rows must be fine-tuned)."""
+    `settings` must come from `prepare` (which knows which rows must be fine-tuned). `runtime`: the
+    devices (default: the config's trainer section). None on every process but rank 0."""
     start = time.perf_counter()
     if settings.torch_threads:
         # On a small shared CPU, more intra-op threads than free cores make training many times slower.
         torch.set_num_threads(settings.torch_threads)
-    comparison = Comparison(config, settings, device=device, progress=progress, log=log)
+    comparison = Comparison(config, settings, runtime=runtime, progress=progress, log=log)
     rows = comparison.run()
-    paths = write_outputs(settings.run_dir, rows, settings, config, skipped=comparison.skipped)
+    if not is_rank_zero():
+        return None
+    paths = write_outputs(settings.run_dir, rows, settings, config, skipped=comparison.skipped,
+                          evaluation=comparison.outcome)
+    comparison.finish_pass()
     log(f"compare finished in {elapsed(start)}")
     return CompareOutcome(rows, table_rows(rows), paths)
 

@@ -2,7 +2,9 @@
 with the Pareto front marked, the two accuracy plots and the per-class changes against the baseline.
 
 Speedup is measured (clips/s of the model's forward pass against the baseline's, same batch size
-and device); GFLOPs per view come from `measure_cost`, the numbers `videotok flops` prints.
+and device); GFLOPs per view are the mean over the views evaluated, from the tokens each view kept
+(`Cost.per_view`); where that differs from the blank-clip count `videotok flops` prints (a cost
+that follows the content), the table shows both.
 """
 from __future__ import annotations
 
@@ -37,9 +39,12 @@ class TableRow:
     setting: str
     trained: str
     params_m: float
-    gflops_per_view: float
+    gflops_per_view: float  # mean over the views evaluated
+    gflops_blank: float  # counted on a blank clip (`videotok flops`)
     clips_per_second: float
     speedup: float  # clips/s against the baseline's
+    model_seconds: float  # the row's forward time over the whole split
+    videos_per_second: float
     clip_top1: float
     clip_top5: float
     video_top1: float
@@ -89,8 +94,9 @@ def table_rows(rows: Sequence[RowResult]) -> list[TableRow]:
         r = row.result
         out.append(TableRow(
             name=row.name, strategy=row.reducer, setting=row.setting, trained=row.trained,
-            params_m=r.params_m, gflops_per_view=r.gflops_per_view, clips_per_second=r.clips_per_second,
-            speedup=_ratio(r.clips_per_second, baseline.clips_per_second),
+            params_m=r.params_m, gflops_per_view=r.gflops_per_view, gflops_blank=r.gflops_per_view_blank,
+            clips_per_second=r.clips_per_second, speedup=_ratio(r.clips_per_second, baseline.clips_per_second),
+            model_seconds=r.model_seconds, videos_per_second=r.videos_per_second,
             clip_top1=r.clip_top1, clip_top5=r.clip_top5, video_top1=r.video_top1, video_top5=r.video_top5,
             delta_video_top1=r.video_top1 - baseline.video_top1,
             pareto_gflops=on_gflops, pareto_speed=on_speed,
@@ -110,6 +116,9 @@ def _cell(fmt: str, value: Any) -> str:
 
 def _cells(row: TableRow) -> list[str]:
     cells = [_cell(fmt, getattr(row, attr)) for _, attr, fmt in COLUMNS]
+    if math.isfinite(row.gflops_blank) and not math.isclose(row.gflops_per_view, row.gflops_blank, rel_tol=1e-6):
+        attrs = [attr for _, attr, _ in COLUMNS]
+        cells[attrs.index("gflops_per_view")] += f" (blank {row.gflops_blank:.4f})"
     if row.is_baseline:
         attrs = [attr for _, attr, _ in COLUMNS]
         cells[attrs.index("strategy")] = "none (baseline)"
@@ -161,8 +170,9 @@ def _csv_value(value: Any) -> Any:
 
 
 def describe(rows: Sequence[RowResult], settings: Any, config: dict,
-             skipped: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    """Run-level facts for the report header and results.json; `skipped`: (row, why) left out."""
+             skipped: Sequence[tuple[str, str]] = (), evaluation: Any = None) -> dict[str, Any]:
+    """Run-level facts for the report header and results.json; `skipped`: (row, why) left out;
+    `evaluation`: this run's evaluation pass (a PassOutcome), None when every row was loaded."""
     baseline = rows[0].result
     hashes = sorted({r.result.video_list_hash for r in rows})
     data = data_options(config)
@@ -192,6 +202,9 @@ def describe(rows: Sequence[RowResult], settings: Any, config: dict,
         "finetune_epochs": settings.finetune_epochs,
         "precision": baseline.precision,
         "device": baseline.device,
+        "evaluation": None if evaluation is None else {
+            **evaluation.timing_summary(), "rows": list(evaluation.rows), "videos": len(evaluation.video_list),
+            "device": evaluation.device},
     }
 
 
@@ -235,11 +248,15 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plots: bool
         "",
         "Accuracies in %; Δ video top-1 in points against the baseline. GFLOPs per view count one "
         "multiply-add as one FLOP (as `videotok flops`). Clips/s: the model's forward pass alone, "
-        "measured during the evaluation; speedup = clips/s over the baseline's. Pareto front: no other "
+        "measured during the evaluation; speedup = clips/s over the baseline's. GFLOPs per view are the mean "
+        "over the views evaluated, counted from the tokens each kept; `(blank x)` gives the blank-clip count "
+        "of `videotok flops` where the content moved it. Pareto front: no other "
         "row (the baseline included) has at least the row's video top-1 at no more GFLOPs per view "
         "(`GFLOPs`) or at no fewer clips/s (`clips/s`) while being better on one of the two; rows equal "
         "on both are all on it, and a row with a value n/a is on neither.",
     ]
+    if meta.get("evaluation"):
+        lines += ["", _where_the_time_went(meta["evaluation"])]
     if len(meta["video_list_hashes"]) > 1:
         lines += ["", f"**Warning:** rows were evaluated on different video lists: "
                       f"{', '.join(meta['video_list_hashes'])}."]
@@ -284,6 +301,16 @@ def _per_class_section(table: Sequence[TableRow], meta: dict[str, Any],
             "name). Every class's change: `per_class_delta` in results.json.", "", markdown_changes(rows)]
 
 
+def _where_the_time_went(evaluation: dict[str, Any]) -> str:
+    """One line: the pass's wall time against what the data and each row's model took."""
+    rows = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in evaluation["model_seconds"].items())
+    resumed = f" over {evaluation['runs']} runs (resumed)" if evaluation["runs"] > 1 else ""
+    return (f"**Where the time went:** one pass over {evaluation['videos']} videos for {len(evaluation['rows'])} "
+            f"rows on {evaluation['device']}: {evaluation['wall_seconds']:.1f} s wall{resumed}, "
+            f"{evaluation['wait_seconds']:.1f} s waiting for decoded clips (summed over processes); "
+            f"model time per row: {rows}.")
+
+
 def _how_reducers_ran(meta: dict[str, Any]) -> str:
     free = "reducers without parameters training-free on its weights"
     if meta["published"] and meta["skipped"]:
@@ -296,12 +323,13 @@ def _count(n: Any, noun: str) -> str:
 
 
 def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, config: dict,
-                  skipped: Sequence[tuple[str, str]] = ()) -> dict[str, Path]:
-    """report.md, results.csv, results.json and both plots in `run_dir`; returns their paths."""
+                  skipped: Sequence[tuple[str, str]] = (), evaluation: Any = None) -> dict[str, Path]:
+    """report.md, results.csv, results.json and both plots in `run_dir`; returns their paths
+    (`evaluation`: this run's pass, whose timings the report gives)."""
     from videotok.compare.plot import plot_accuracy_vs_clips_per_second, plot_accuracy_vs_gflops
 
     table = table_rows(rows)
-    meta = describe(rows, settings, config, skipped)
+    meta = describe(rows, settings, config, skipped, evaluation)
     meta["pictures"] = {row.name: f"{row.name}/{PICTURE_FILE}" for row in rows
                         if (run_dir / row.name / PICTURE_FILE).is_file()}
     changes = {row.name: class_changes(rows[0].result, row.result) for row in rows}

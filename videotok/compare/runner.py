@@ -4,11 +4,17 @@ Reducers without parameters run training-free on the baseline checkpoint; reduce
 parameters are fine-tuned from it (`init_checkpoint`) for the same number of epochs each. With
 `model.published` the baseline is that published checkpoint, evaluated as it is (no training);
 reducers that add parameters are then fine-tuned from it only with `compare.finetune_published`,
-else they are listed as skipped. Every row
-is written to `<run_dir>/<row>/result.json` as soon as it is finished, so a rerun loads finished
-rows, resumes an interrupted training from its `last.ckpt`, and recomputes only what is missing.
-Each row folder also keeps `training.json`, what its weights depend on: a rerun whose config would
-produce other weights stops with an error instead of mixing the two.
+else they are listed as skipped.
+
+All training comes first; then one evaluation pass decodes each clip once for every row still
+without a result (videotok.evaluate.engine), on the devices, nodes and strategy of the trainer
+options. The pass flushes per-video results to `<run_dir>/pass/` as it goes, so an interrupted
+pass resumes where it stopped; once it ends, every row is written to `<run_dir>/<row>/result.json`
+and the pass folder is removed. A rerun loads finished rows, resumes an interrupted training from
+its `last.ckpt`, and recomputes only what is missing. Each row folder also keeps `training.json`,
+what its weights depend on: a rerun whose config would produce other weights stops with an error
+instead of mixing the two. In a multi-process run every process walks the same steps; rank 0
+alone writes files and the report.
 """
 from __future__ import annotations
 
@@ -33,9 +39,9 @@ from videotok.compare.settings import (
     result_signature,
 )
 from videotok.compare.pictures import PICTURE_FILE, draw_row, picture_clip
-from videotok.evaluate import EvaluationResult, evaluate
-from videotok.evaluate.runner import EVAL_SPLITS
-from videotok.evaluate.precision import short_precision
+from videotok.evaluate import EvalRow, EvaluationResult, PassOutcome, Runtime, pass_results, run_pass
+from videotok.evaluate.engine import EVAL_SPLITS
+from videotok.evaluate.pass_store import PassStore
 from videotok.reduce.choice import ReducerChoice
 from videotok.train.build import build_classifier, build_datamodule
 from videotok.train.callbacks import RunCheckpoint
@@ -44,6 +50,7 @@ from videotok.train.defaults import default_callbacks, default_loggers, progress
 
 RESULT_FILE = "result.json"
 TRAINING_FILE = "training.json"
+PASS_DIR = "pass"  # the evaluation pass's per-video results while it runs
 Log = Callable[[str], None]
 
 
@@ -74,46 +81,32 @@ class RowResult:
 def machine_description(device: str) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = f"{cores} CPU cores, {torch.get_num_threads()} torch threads" if cores else "CPU"
-    gpu = f", {torch.cuda.get_device_name(0)}" if device.startswith("cuda") and torch.cuda.is_available() else ""
+    gpu = f", {torch.cuda.get_device_name(0)}" if "cuda" in device and torch.cuda.is_available() else ""
     return f"{platform.node()} ({platform.system()} {platform.machine()}, {cpu}{gpu}), device {device}"
 
 
-def resolve_device(config: dict, device: Optional[str]) -> str:
-    """`--device`, else the trainer's accelerator: cpu stays cpu, anything else is cuda when present."""
-    if device:
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            raise ValueError(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA device is available here")
-        return device
-    accelerator = str((config.get("trainer") or {}).get("accelerator", "auto"))
-    if accelerator == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    return "cuda"
-
-
-def eval_precision(config: dict) -> str:
-    """The trainer's precision, as evaluation records it ("32", "bf16" or "16")."""
-    return short_precision(str((config.get("trainer") or {}).get("precision", "32")), "trainer.precision")
+def is_rank_zero() -> bool:
+    """Whether this process writes the run's files: rank 0, or a process not launched by Lightning."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(os.environ.get(key, "0") == "0" for key in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 class Comparison:
-    """Runs the rows of `settings` on `config`; `run()` returns the finished rows, baseline first."""
+    """Runs the rows of `settings` on `config`; `run()` returns the finished rows, baseline first (on
+    rank 0; the other ranks of a multi-device run return an empty list).
 
-    def __init__(self, config: dict, settings: CompareSettings, device: Optional[str] = None,
+    Training runs first (the baseline, then each reducer with parameters), then one evaluation pass
+    scores every row that has no result yet on the same decoded clips (videotok.evaluate.engine)."""
+
+    def __init__(self, config: dict, settings: CompareSettings, runtime: Optional[Runtime] = None,
                  progress: bool = True, log: Log = print) -> None:
         self.config, self.settings, self.progress, self.log = config, settings, progress, log
-        self.device = resolve_device(config, device)
-        self.precision = eval_precision(config)
+        self.runtime = runtime or Runtime.from_options(config.get("trainer"))
         self.baseline_training = baseline_training(config, settings)
         self._datamodule = None
         self.skipped: list[tuple[str, str]] = []  # (row, why) of rows left out of this run's report
-        devices = (config.get("trainer") or {}).get("devices", 1)
-        if str(devices) not in ("1", "None", "auto"):
-            log(f"note: trainer.devices={devices}, but compare trains in this process on one device; "
-                "to train the baseline on several, use `videotok fit` and set compare.baseline_checkpoint")
+        self.outcome: Optional[PassOutcome] = None  # the evaluation pass of this run, if one ran
 
     # -- the plan ----------------------------------------------------------------------------
     def check_resumable(self) -> None:
@@ -143,64 +136,89 @@ class Comparison:
     def run(self) -> list[RowResult]:
         self.check_resumable()
         rows = self._rows()
-        if self.settings.visualize:
+        if self.settings.visualize and rows:
             self._draw(rows)
         return rows
 
     def _rows(self) -> list[RowResult]:
-        rows = [self._baseline(1)]
+        """Loaded rows stay as they are; the others are trained if they must be, then scored together."""
+        plan: list[tuple[str, Optional[Strategy]]] = [(BASELINE, None)]
+        loaded: dict[str, EvaluationResult] = {}
         for n, strategy in enumerate(self.settings.strategies, start=2):
             if self.settings.selected(strategy) and not self._trains(strategy):
                 why = "adds parameters; on a published checkpoint it is fine-tuned only with compare.finetune_published: true"
                 self._announce(n, strategy.name, f"skipped: {why}")
                 self.skipped.append((strategy.name, why))
+            elif self.settings.selected(strategy):
+                plan.append((strategy.name, strategy))
+            else:
+                result = self._load(strategy.name, self._signature(strategy))
+                self._announce(n, strategy.name, "not selected by --only" + ("; its earlier result is reported" if result else ""))
+                if result is not None:
+                    plan.append((strategy.name, strategy))
+                    loaded[strategy.name] = result
+        for n, (name, strategy) in enumerate(plan, start=1):
+            if name in loaded:
                 continue
-            if self.settings.selected(strategy):
-                rows.append(self._strategy(n, strategy))
-                continue
-            loaded = self._load(strategy.name, self._signature(strategy))
-            self._announce(n, strategy.name, "not selected by --only" + ("; its earlier result is reported" if loaded else ""))
-            if loaded is not None:
-                rows.append(RowResult(strategy.name, strategy, loaded, loaded=True))
+            result = self._load(name, self._signature(strategy))
+            if result is not None:
+                self._announce(self._number(name), name, f"done earlier, loaded {self.settings.row_dir(name) / RESULT_FILE}")
+                loaded[name] = result
+        todo = [(name, strategy) for name, strategy in plan if name not in loaded]
+        computed: dict[str, EvaluationResult] = {}
+        if todo:
+            self._train_baseline()
+            for name, strategy in todo:
+                if strategy is not None and strategy.adds_parameters:
+                    self._finetune(strategy)
+            computed = self._evaluate(todo)
+            if not is_rank_zero():
+                return []
+        rows = []
+        for name, strategy in plan:
+            if name in computed:
+                rows.append(self._save(name, strategy, computed[name]))
+            else:
+                rows.append(RowResult(name, strategy, loaded[name], loaded=True))
         return rows
 
     def _trains(self, strategy: Strategy) -> bool:
         """Whether this run may compute the row (on a published checkpoint, training must be asked for)."""
         return not (strategy.adds_parameters and self.settings.published and not self.settings.finetune_published)
 
-    def _training(self, strategy: Strategy) -> dict:
-        if strategy.adds_parameters:
+    def _training(self, strategy: Optional[Strategy]) -> dict:
+        if strategy is not None and strategy.adds_parameters:
             return finetune_training(strategy, self.baseline_training, self.settings)
         return self.baseline_training
 
-    def _signature(self, strategy: Strategy) -> dict:
+    def _signature(self, strategy: Optional[Strategy]) -> dict:
         return result_signature(strategy, self._training(strategy), self.settings)
 
     def total(self) -> int:
         return 1 + len(self.settings.strategies)
 
-    def _announce(self, n: int, name: str, what: str) -> None:
-        self.log(f"[{n}/{self.total()}] {name}: {what}")
+    def _number(self, name: str) -> int:
+        names = [BASELINE] + [s.name for s in self.settings.strategies]
+        return names.index(name) + 1
 
-    def _baseline(self, n: int) -> RowResult:
-        signature = result_signature(None, self.baseline_training, self.settings)
-        loaded = self._load(BASELINE, signature)
-        if loaded is not None:
-            self._announce(n, BASELINE, f"done earlier, loaded {self.settings.row_dir(BASELINE) / RESULT_FILE}")
-            return RowResult(BASELINE, None, loaded, loaded=True)
+    def _announce(self, n: int, name: str, what: str) -> None:
+        self._say(f"[{n}/{self.total()}] {name}: {what}")
+
+    def _say(self, line: str) -> None:
+        if is_rank_zero():
+            self.log(line)
+
+    def _train_baseline(self) -> None:
+        """The baseline's weights: the published checkpoint, the given one, or trained here."""
         if self.settings.published:
-            self._announce(n, BASELINE, f"the published checkpoint {self.settings.published}, as it is (no training)")
+            self._announce(1, BASELINE, f"the published checkpoint {self.settings.published}, as it is (no training)")
         elif self.settings.baseline_checkpoint:
-            self._announce(n, BASELINE, f"using the given checkpoint {self.settings.baseline_checkpoint}")
+            self._announce(1, BASELINE, f"using the given checkpoint {self.settings.baseline_checkpoint}")
         else:
             epochs = (self.config.get("trainer") or {}).get("max_epochs")
-            self._train_row(n, BASELINE, self.baseline_training, epochs,
+            self._train_row(1, BASELINE, self.baseline_training, epochs,
                             f"training the full-token model ({epochs} epochs)",
                             lambda: build_classifier(self.config, self.datamodule))
-        self._announce(n, BASELINE, "evaluating")
-        checkpoint = self.baseline_checkpoint_path()
-        result = self._evaluate(None, checkpoint, signature)
-        return self._save(BASELINE, None, result)
 
     def baseline_checkpoint_path(self) -> Optional[Path]:
         """The baseline's videotok checkpoint; None when its weights are model.published's."""
@@ -210,27 +228,16 @@ class Comparison:
             return Path(self.settings.baseline_checkpoint)
         return last_checkpoint(self.settings.row_dir(BASELINE))
 
-    def _strategy(self, n: int, strategy: Strategy) -> RowResult:
-        training, signature = self._training(strategy), self._signature(strategy)
+    def _finetune(self, strategy: Strategy) -> None:
         label = f"{strategy.reducer} {strategy.setting}"
-        loaded = self._load(strategy.name, signature)
-        if loaded is not None:
-            self._announce(n, strategy.name, f"done earlier, loaded {self.settings.row_dir(strategy.name) / RESULT_FILE}")
-            return RowResult(strategy.name, strategy, loaded, loaded=True)
         baseline = self.baseline_checkpoint_path()
-        if not strategy.adds_parameters:
-            self._announce(n, strategy.name, f"{label}, training-free on the baseline checkpoint")
-            return self._save(strategy.name, strategy, self._evaluate(strategy, baseline, signature))
         epochs = self.settings.finetune_epochs
         start = {"pretrained": None} if baseline is None else {"init_checkpoint": str(baseline), "pretrained": None}
         self._train_row(
-            n, strategy.name, training, epochs,
+            self._number(strategy.name), strategy.name, self._training(strategy), epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
             lambda: build_classifier(self.config, self.datamodule, strategy.choice, **{**self.settings.finetune, **start}),
         )
-        self._announce(n, strategy.name, "evaluating")
-        checkpoint = last_checkpoint(self.settings.row_dir(strategy.name))
-        return self._save(strategy.name, strategy, self._evaluate(strategy, checkpoint, signature))
 
     # -- steps -------------------------------------------------------------------------------
     def _train_row(self, n: int, name: str, training: dict, epochs: Optional[int], what: str,
@@ -243,7 +250,7 @@ class Comparison:
             return
         self._announce(n, name, f"{what} in {root}")
         self._write_training(name, training, finished=False)
-        L.seed_everything(self.settings.seed, workers=True)
+        L.seed_everything(self.settings.seed, workers=True, verbose=False)
         self._fit(build(), root, epochs)
         self._write_training(name, training, finished=True)
 
@@ -255,20 +262,19 @@ class Comparison:
                 callback.attach(trainer)
         last = root / "checkpoints" / "last.ckpt"
         if last.is_file():
-            self.log(f"    resuming from {last}")
+            self._say(f"    resuming from {last}")
         trainer.fit(classifier, datamodule=self.datamodule, ckpt_path=str(last) if last.is_file() else None)
         if not last.is_file():
             raise RuntimeError(f"training in {root} ended without writing {last}")
 
     def _trainer_kwargs(self, root: Path, epochs: Optional[int]) -> dict[str, Any]:
-        """The config's trainer on one device (compare runs in one process), our callbacks and logs."""
+        """The config's trainer on this run's devices (`--devices` and co. override the config's), our
+        callbacks and logs."""
         kwargs = dict(self.config.get("trainer") or {})
-        for key in ("devices", "num_nodes", "strategy", "callbacks", "logger", "default_root_dir"):
+        for key in ("callbacks", "logger", "default_root_dir"):
             kwargs.pop(key, None)
-        device = torch.device(self.device)
+        kwargs.update(self.runtime.trainer_options())
         kwargs.update(
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=[device.index] if device.index is not None else 1,
             default_root_dir=str(root), max_epochs=epochs, callbacks=default_callbacks() + progress_bar(self.progress),
             logger=default_loggers(root),
             enable_progress_bar=self.progress, enable_model_summary=False,
@@ -281,10 +287,10 @@ class Comparison:
         reducer = strategy.choice if strategy is not None else ReducerChoice()
         return build_classifier(self.config, self.datamodule, reducer, checkpoint=state, pretrained=None)
 
-    def _weights(self, row: RowResult) -> Optional[Path]:
-        """The checkpoint a finished row was evaluated on."""
-        if row.strategy is not None and row.strategy.adds_parameters:
-            return last_checkpoint(self.settings.row_dir(row.name))
+    def _weights(self, strategy: Optional[Strategy]) -> Optional[Path]:
+        """The checkpoint a row is evaluated on (None: model.published's weights)."""
+        if strategy is not None and strategy.adds_parameters:
+            return last_checkpoint(self.settings.row_dir(strategy.name))
         return self.baseline_checkpoint_path()
 
     def _draw(self, rows: list[RowResult]) -> None:
@@ -296,28 +302,63 @@ class Comparison:
         try:
             video, clip = picture_clip(self.datamodule, self.settings.split)
         except ValueError as error:
-            self.log(f"pictures: not drawn, {error}")
+            self._say(f"pictures: not drawn, {error}")
             return
         for row in missing:
             path = self.settings.row_dir(row.name) / PICTURE_FILE
-            classifier = self._classifier(row.strategy, self._weights(row)).to(self.device).eval()
+            classifier = self._classifier(row.strategy, self._weights(row.strategy)).eval()
             draw_row(classifier.model, clip, video, self.datamodule, path)
             self.log(f"    {row.name}: tokens of {Path(video).name} -> {path}")
 
-    def _evaluate(self, strategy: Optional[Strategy], checkpoint: Optional[Path], signature: dict) -> EvaluationResult:
-        """`strategy` (None: the baseline) on `checkpoint`'s weights (None: model.published's)."""
-        reducer = strategy.choice if strategy is not None else ReducerChoice()
-        classifier = self._classifier(strategy, checkpoint)
-        return evaluate(
-            classifier, self.datamodule, split=self.settings.split, views=self.settings.views,
-            aggregate=self.settings.aggregate, device=self.device, progress=self.progress,
-            precision=self.precision,
-            extra={"row": BASELINE if strategy is None else strategy.name,
-                   "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint or self.settings.published),
-                   "published": self.settings.published,
-                   "signature": signature, "machine": machine_description(self.device),
-                   "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-        )
+    def _pass_rows(self, todo: list[tuple[str, Optional[Strategy]]]) -> list[EvalRow]:
+        """The pass's models: one baseline classifier serves the baseline and every training-free
+        row (each with its own reducer bound to it); fine-tuned rows bring their own weights."""
+        shared = self._classifier(None, self.baseline_checkpoint_path())
+        rows = []
+        for name, strategy in todo:
+            if strategy is None:
+                rows.append(EvalRow(name, shared))
+            elif strategy.adds_parameters:
+                rows.append(EvalRow(name, self._classifier(strategy, self._weights(strategy))))
+            else:
+                reducer = strategy.choice.build()
+                reducer.bind(shared.model.spec)
+                rows.append(EvalRow(name, shared, reducer))
+        return rows
+
+    def _evaluate(self, todo: list[tuple[str, Optional[Strategy]]]) -> dict[str, EvaluationResult]:
+        """One pass over the split for every row in `todo`; their results on rank 0, {} elsewhere."""
+        names = ", ".join(name for name, _ in todo)
+        self._announce(1, BASELINE if todo[0][1] is None else todo[0][0],
+                       f"evaluating {len(todo)} row(s) in one pass over the {self.settings.split} split: {names}")
+        rows = self._pass_rows(todo)
+        settings = self.settings
+        signatures = {name: self._signature(strategy) for name, strategy in todo}
+        outcome = run_pass(rows, self.datamodule, settings.split, settings.views, settings.aggregate, self.runtime,
+                           self.progress, store=PassStore(settings.run_dir / PASS_DIR), signature={"rows": signatures},
+                           flush_every=settings.flush_every, description=f"compare: {len(rows)} rows")
+        if outcome is None:
+            return {}
+        self.outcome = outcome
+        machine = machine_description(outcome.device)
+        date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        extras = {
+            name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
+                   "checkpoint": str(self._weights(strategy) or settings.published),
+                   "published": settings.published, "signature": signatures[name], "machine": machine,
+                   "torch": torch.__version__, "date": date}
+            for name, strategy in todo
+        }
+        results = pass_results(outcome, rows, self.datamodule, settings.split, settings.views, settings.aggregate,
+                               self.runtime, extras)
+        self._say(f"    one pass: {outcome.wall_seconds:.1f} s wall, {outcome.wait_seconds:.1f} s waiting for "
+                 f"decoded clips, {len(outcome.video_list)} videos, {outcome.world_size} process(es)")
+        return results
+
+    def finish_pass(self) -> None:
+        """Remove the pass folder once every row's result is saved (its records live on there)."""
+        if self.outcome is not None:
+            PassStore(self.settings.run_dir / PASS_DIR).remove()
 
     # -- files -------------------------------------------------------------------------------
     def _load(self, name: str, signature: dict) -> Optional[EvaluationResult]:
@@ -327,7 +368,7 @@ class Comparison:
             return None
         result = EvaluationResult.from_json(path.read_text())
         if result.extra.get("signature") != signature:
-            self.log(f"    {path} was computed with other settings: recomputing it")
+            self._say(f"    {path} was computed with other settings: recomputing it")
             return None
         return result
 
@@ -347,6 +388,8 @@ class Comparison:
 
     def _write_training(self, name: str, training: dict, finished: bool) -> None:
         """What the row's weights depend on, and whether its training ran to the end."""
+        if not is_rank_zero():
+            return
         path = self.settings.row_dir(name) / TRAINING_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"finished": finished, "signature": training}, indent=2, sort_keys=True))

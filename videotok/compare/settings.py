@@ -33,7 +33,7 @@ _RUNTIME_KEYS = {
                 "enable_model_summary"},
 }
 _COMPARE_KEYS = {"split", "views", "aggregate", "run_dir", "finetune_epochs", "finetune", "strategies",
-                 "torch_threads", "seed", "baseline_checkpoint", "finetune_published"}
+                 "torch_threads", "seed", "baseline_checkpoint", "finetune_published", "flush_every"}
 _ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -78,6 +78,7 @@ class CompareSettings:
     published: Optional[str] = None  # model.published: the baseline is this published checkpoint, untrained here
     finetune_published: bool = False  # with `published`: fine-tune the reducers that add parameters (else skip them)
     visualize: bool = False  # draw the same test clip through every row's model (`--visualize`)
+    flush_every: int = 200  # videos per process between flushes of the evaluation pass's results
 
     def selected(self, strategy: Strategy) -> bool:
         return self.only is None or strategy.name in self.only
@@ -130,6 +131,9 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
     finetune_published = section.get("finetune_published", False)
     if not isinstance(finetune_published, bool):
         raise ValueError(f"compare.finetune_published: expected true or false, got {finetune_published!r}")
+    flush_every = section.get("flush_every", 200)
+    if not isinstance(flush_every, int) or isinstance(flush_every, bool) or flush_every < 1:
+        raise ValueError(f"compare.flush_every: expected an integer >= 1 (videos between flushes), got {flush_every!r}")
     strategies = _parse_strategies(section.get("strategies"))
     if only:
         missing = sorted(set(only) - {s.name for s in strategies})
@@ -151,6 +155,7 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
         published=str(published) if published else None,
         finetune_published=finetune_published,
         visualize=bool(visualize),
+        flush_every=flush_every,
     )
 
 

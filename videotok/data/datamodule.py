@@ -198,7 +198,7 @@ class KineticsDataModule(L.LightningDataModule):
         return self._trackers[stage]
 
     # -- dataloaders -----------------------------------------------------------------------
-    def _dataset(self, split: str, views: tuple[int, int]) -> VideoClipDataset:
+    def _dataset(self, split: str, views: tuple[int, int], skip_videos: frozenset[int] = frozenset()) -> VideoClipDataset:
         training = split == "train"
         if training:
             transform = train_transform(self.num_frames, self.train_scale, self.crop_size,
@@ -211,7 +211,7 @@ class KineticsDataModule(L.LightningDataModule):
             self.videos(split), self.num_classes, transform, training=training,
             num_frames=self.num_frames, sampling_rate=self.sampling_rate, views=views,
             view_transform=view_transform, decoder=self.decoder,
-            fallback_decoder=self.fallback_decoder, seed=self.seed,
+            fallback_decoder=self.fallback_decoder, seed=self.seed, skip_videos=skip_videos,
         )
 
     def _loader(self, split: str, dataset: VideoClipDataset) -> VideoDataLoader:
@@ -240,10 +240,18 @@ class KineticsDataModule(L.LightningDataModule):
         return self._loader("train", self._dataset("train", (1, 1)))
 
     def val_dataloader(self) -> VideoDataLoader:
-        return self._loader("val", self._dataset("val", self.val_views))
+        return self.evaluation_dataloader("val", self.val_views)
 
     def test_dataloader(self) -> VideoDataLoader:
-        return self._loader("test", self._dataset("test", self.test_views))
+        return self.evaluation_dataloader("test", self.test_views)
+
+    def evaluation_dataloader(self, split: str, views: tuple[int, int],
+                              skip_videos: frozenset[int] = frozenset()) -> VideoDataLoader:
+        """``views`` of every video of ``split`` ('val' or 'test') but the rows in ``skip_videos``
+        (those an interrupted evaluation already scored)."""
+        if split not in ("val", "test"):
+            raise ValueError(f"split={split!r}: evaluation reads 'val' or 'test'")
+        return self._loader(split, self._dataset(split, tuple(views), frozenset(skip_videos)))
 
 
 def _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_side, mean, std,

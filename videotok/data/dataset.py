@@ -88,10 +88,13 @@ class VideoClipDataset(IterableDataset):
         seed: int = 0,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
+        skip_videos: frozenset[int] = frozenset(),
     ) -> None:
         super().__init__()
         if training and tuple(views) != (1, 1):
             raise ValueError("training samples one view per video")
+        if training and skip_videos:
+            raise ValueError("skip_videos is for evaluation (a resumed pass): training reads every video")
         if not training and view_transform is None:
             raise ValueError("evaluation needs a view_transform (the crop)")
         self.videos = videos
@@ -107,6 +110,7 @@ class VideoClipDataset(IterableDataset):
         self.decoders = decoder_chain(decoder, fallback_decoder)
         self.seed = seed
         self.rank, self.world_size = rank, world_size
+        self.skip_videos = frozenset(skip_videos)
         self._epoch = 0
         self._iterations_since_set = 0
 
@@ -129,12 +133,16 @@ class VideoClipDataset(IterableDataset):
         return self.rank, self.world_size
 
     def shard(self, worker_id: int, num_workers: int, epoch: int = 0) -> list[int]:
-        """Rows of the CSV that this rank's worker ``worker_id`` reads in ``epoch``."""
+        """Rows of the CSV that this rank's worker ``worker_id`` reads in ``epoch``; the rows in
+        ``skip_videos`` (scored by an interrupted pass) are left out before the split, so the ranks
+        share what remains evenly."""
         rank, world = self._rank_world()
-        return shard_indices(
-            len(self.videos), rank, world, worker_id, num_workers,
+        rows = [i for i in range(len(self.videos)) if i not in self.skip_videos]
+        picked = shard_indices(
+            len(rows), rank, world, worker_id, num_workers,
             even=self.training, shuffle=self.training, seed=self.seed, epoch=epoch,
         )
+        return [rows[i] for i in picked]
 
     def __len__(self) -> int:
         """Samples this rank yields when no video fails."""

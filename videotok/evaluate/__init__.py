@@ -1,8 +1,9 @@
 """Clip- and video-level (multi-view) evaluation, with GFLOPs, throughput and video accounting."""
 
-from videotok.evaluate.aggregate import AGGREGATES, ViewAccumulator, ViewMetrics
-from videotok.evaluate.result import ClassAccuracy, EvaluationResult
-from videotok.evaluate.runner import eval_dataloader, evaluate, find_backbone
+from videotok.evaluate.aggregate import AGGREGATES, VideoRecords, ViewAccumulator, ViewMetrics
+from videotok.evaluate.engine import EvalRow, PassOutcome, Runtime, run_pass
+from videotok.evaluate.result import ClassAccuracy, EvaluationResult, VideoPrediction
+from videotok.evaluate.runner import evaluate, find_backbone, pass_results
 from videotok.evaluate.video_list import (
     FallbackVideo,
     IncompleteVideo,
@@ -15,18 +16,24 @@ from videotok.evaluate.views import check_views, default_views, parse_views
 __all__ = [
     "AGGREGATES",
     "ClassAccuracy",
+    "EvalRow",
     "EvaluationResult",
     "FallbackVideo",
     "IncompleteVideo",
+    "PassOutcome",
+    "Runtime",
     "UnreadableVideo",
     "VideoAccounting",
     "VideoList",
+    "VideoPrediction",
+    "VideoRecords",
     "ViewAccumulator",
     "ViewMetrics",
     "check_views",
     "default_views",
-    "eval_dataloader",
     "evaluate",
     "find_backbone",
+    "pass_results",
     "parse_views",
+    "run_pass",
 ]

@@ -10,8 +10,8 @@ logits; the two can disagree when one view is far more confident than the others
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -91,56 +91,125 @@ class ViewAccumulator:
         if int(rec["view_index"].min()) < 0 or int(rec["video_index"].min()) < 0:
             raise ValueError("video_index and view_index must be >= 0")
         key = rec["video_index"] * (int(rec["view_index"].max()) + 1) + rec["view_index"]
-        unique, inverse = torch.unique(key, return_inverse=True)
-        order = torch.arange(n)
-        first = torch.full((len(unique),), n, dtype=torch.long).scatter_reduce(0, inverse, order, "amin")
-        first = first.sort().values  # keep recording order
+        _, first = _first_occurrences(key)  # keep recording order
         return {k: v[first] for k, v in rec.items()}, n - len(first)
 
     def compute(self, aggregate: str = "softmax", topk: int = 5) -> ViewMetrics:
         """Clip- and video-level top-1/top-k and per-class video-level top-1."""
-        check_aggregate(aggregate)
         rec, duplicates = self.deduplicated()
-        logits, label = rec["logits"], rec["label"]
-        if len(label) == 0:
+        if len(rec["label"]) == 0:
             raise ValueError("no view was recorded: nothing to score")
-        k = min(topk, self.num_classes)
+        videos = video_records(rec["logits"], rec["label"], rec["video_index"], aggregate, topk)
+        return videos.metrics(self.num_classes, duplicates)
 
-        videos, inverse = torch.unique(rec["video_index"], return_inverse=True)  # [V], [N]
-        num_videos = len(videos)
-        scores = logits.double().softmax(dim=1) if aggregate == "softmax" else logits.double()
-        views = torch.bincount(inverse, minlength=num_videos)  # [V]
-        video_scores = torch.zeros(num_videos, self.num_classes, dtype=torch.float64)
-        video_scores.index_add_(0, inverse, scores)
-        video_scores /= views[:, None]  # mean over each video's views, [V, C]
-        video_label = torch.zeros(num_videos, dtype=torch.long).scatter_(0, inverse, label)
-        mismatch = video_label[inverse] != label
-        if mismatch.any():
-            bad = int(rec["video_index"][mismatch][0])
-            raise ValueError(f"video_index {bad} has views with different labels")
 
-        _, clip_hit1, clip_hitk = _hits(logits, label, k)
-        _, video_hit1, video_hitk = _hits(video_scores, video_label, k)
-        per_class_videos = torch.bincount(video_label, minlength=self.num_classes)
-        per_class_hits = torch.bincount(video_label, weights=video_hit1.double(), minlength=self.num_classes)
+@dataclass
+class VideoRecords:
+    """One row per video, all a metric needs: its views and how many were right at clip level, and
+    its video-level prediction (the top-k classes of its aggregated views, best first, with their
+    scores). Small enough to flush to disk as an evaluation goes and to gather across ranks."""
+
+    aggregate: str
+    video_index: Tensor  # [V] long
+    label: Tensor  # [V] long
+    views: Tensor  # [V] long, views scored
+    clip_hit1: Tensor  # [V] long, views whose top-1 is the label
+    clip_hitk: Tensor  # [V] long, views with the label in their top-k
+    top_classes: Tensor  # [V, k] long
+    top_scores: Tensor  # [V, k] float64, mean softmax or mean logit
+
+    def __len__(self) -> int:
+        return len(self.video_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def concat(cls, parts: "list[VideoRecords]", aggregate: str, k: int) -> "VideoRecords":
+        """All `parts` in order; a video recorded twice keeps its first record."""
+        tensors = [f.name for f in fields(cls) if f.name != "aggregate"]
+        if not parts:
+            return cls(aggregate, *(torch.empty((0, k) if name.startswith("top_") else (0,),
+                                                 dtype=torch.float64 if name == "top_scores" else torch.long)
+                                     for name in tensors))
+        joined = {name: torch.cat([getattr(p, name) for p in parts]) for name in tensors}
+        _, first = _first_occurrences(joined["video_index"])
+        return cls(aggregate, **{name: value[first] for name, value in joined.items()})
+
+    def in_order(self) -> "VideoRecords":
+        """The records sorted by video index (the video list's order)."""
+        order = self.video_index.argsort()
+        return VideoRecords(self.aggregate, **{f.name: getattr(self, f.name)[order]
+                                               for f in fields(self) if f.name != "aggregate"})
+
+    def metrics(self, num_classes: int, duplicates: int = 0) -> ViewMetrics:
+        """Clip- and video-level top-1/top-k and per-class video-level top-1 over these videos."""
+        views = int(self.views.sum())
+        video_hit1 = self.top_classes[:, 0] == self.label
+        video_hitk = (self.top_classes == self.label[:, None]).any(dim=1)
+        per_class_videos = torch.bincount(self.label, minlength=num_classes)
+        per_class_hits = torch.bincount(self.label, weights=video_hit1.double(), minlength=num_classes)
         per_class = [
             100.0 * float(h) / int(n) if int(n) else None
             for h, n in zip(per_class_hits.tolist(), per_class_videos.tolist())
         ]
         return ViewMetrics(
-            aggregate=aggregate,
-            clip_top1=_percent(clip_hit1),
-            clip_top5=_percent(clip_hitk),
+            aggregate=self.aggregate,
+            clip_top1=100.0 * int(self.clip_hit1.sum()) / views if views else math.nan,
+            clip_top5=100.0 * int(self.clip_hitk.sum()) / views if views else math.nan,
             video_top1=_percent(video_hit1),
             video_top5=_percent(video_hitk),
-            topk=k,
-            num_views=len(label),
-            num_videos=num_videos,
+            topk=self.top_classes.shape[1],
+            num_views=views,
+            num_videos=len(self),
             duplicates=duplicates,
             per_class_top1=per_class,
             per_class_videos=per_class_videos.tolist(),
-            views_per_video=dict(zip(videos.tolist(), views.tolist())),
+            views_per_video=dict(zip(self.video_index.tolist(), self.views.tolist())),
         )
+
+
+def video_records(logits: Tensor, label: Tensor, video_index: Tensor, aggregate: str = "softmax",
+                  topk: int = 5) -> VideoRecords:
+    """Views -> one record per video (videos in order of first appearance). ``logits`` [N, C];
+    ``label``, ``video_index`` [N]; each view must be there once (see ``deduplicated``)."""
+    check_aggregate(aggregate)
+    k = min(topk, logits.shape[1])
+    videos, inverse = torch.unique(video_index, return_inverse=True)  # [V], [N]
+    num_videos = len(videos)
+    scores = logits.double().softmax(dim=1) if aggregate == "softmax" else logits.double()
+    views = torch.bincount(inverse, minlength=num_videos)  # [V]
+    video_scores = torch.zeros(num_videos, logits.shape[1], dtype=torch.float64)
+    video_scores.index_add_(0, inverse, scores)
+    video_scores /= views[:, None]  # mean over each video's views, [V, C]
+    video_label = torch.zeros(num_videos, dtype=torch.long).scatter_(0, inverse, label)
+    mismatch = video_label[inverse] != label
+    if mismatch.any():
+        bad = int(video_index[mismatch][0])
+        raise ValueError(f"video_index {bad} has views with different labels")
+    _, clip_hit1, clip_hitk = _hits(logits, label, k)
+    top = video_scores.topk(k, dim=1)
+    _, order = _first_occurrences(video_index)
+    order = inverse[order]  # videos by first appearance
+    return VideoRecords(
+        aggregate=aggregate,
+        video_index=videos[order],
+        label=video_label[order],
+        views=views[order],
+        clip_hit1=torch.bincount(inverse, weights=clip_hit1.double(), minlength=num_videos).long()[order],
+        clip_hitk=torch.bincount(inverse, weights=clip_hitk.double(), minlength=num_videos).long()[order],
+        top_classes=top.indices[order],
+        top_scores=top.values[order],
+    )
+
+
+def _first_occurrences(keys: Tensor) -> tuple[Tensor, Tensor]:
+    """The unique ``keys`` and, for each, the position of its first occurrence, in recording order."""
+    n = len(keys)
+    unique, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((len(unique),), n, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(n), "amin")
+    first = first.sort().values
+    return keys[first], first
 
 
 def _hits(scores: Tensor, label: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -17,6 +17,19 @@ class ClassAccuracy:
     videos: int
 
 
+@dataclass(frozen=True)
+class VideoPrediction:
+    """One video's video-level prediction: its top-k classes, best first, with their scores (mean
+    softmax or mean logit over its views), and how many of its views were right at top-1."""
+
+    path: str
+    label: int
+    views: int
+    clip_top1_hits: int
+    classes: list[int]
+    scores: list[float]
+
+
 @dataclass
 class EvaluationResult:
     """Accuracies are percentages. ``clip_*``: each view alone; ``video_*``: the views of a
@@ -32,7 +45,7 @@ class EvaluationResult:
     video_top1: float
     video_top5: float
     topk: int
-    gflops_per_view: float
+    gflops_per_view: float  # mean over the views evaluated (the token counts each one kept)
     params_m: float
     clips_per_second: float  # model forward only, data loading excluded
     videos_expected: int
@@ -50,6 +63,11 @@ class EvaluationResult:
     data_dir: str = ""
     device: str = "cpu"
     precision: str = "32"
+    gflops_per_view_blank: float = math.nan  # counted on a blank clip, as `videotok flops` prints
+    model_seconds: float = math.nan  # forward time over every view, summed over devices
+    videos_per_second: float = math.nan  # videos evaluated over model_seconds
+    timing: dict[str, Any] = field(default_factory=dict)  # the pass: wall, waiting for data, runs, processes
+    predictions: list[VideoPrediction] = field(default_factory=list)  # per video, in video-list order
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. config and checkpoint paths
 
     @property
@@ -77,6 +95,7 @@ class EvaluationResult:
         values["incomplete"] = [IncompleteVideo(**u) for u in values.get("incomplete", [])]
         values["decoder_fallbacks"] = [FallbackVideo(**f) for f in values.get("decoder_fallbacks", [])]
         values["per_class"] = [ClassAccuracy(**c) for c in values.get("per_class", [])]
+        values["predictions"] = [VideoPrediction(**p) for p in values.get("predictions", [])]
         return cls(**values)
 
     @classmethod
@@ -93,9 +112,10 @@ class EvaluationResult:
             (f"clip {k}", _pct(self.clip_top5)),
             (f"video top-1 ({self.aggregate})", _pct(self.video_top1)),
             (f"video {k} ({self.aggregate})", _pct(self.video_top5)),
-            ("GFLOPs per view", f"{self.gflops_per_view:.3f}"),
+            ("GFLOPs per view", f"{self.gflops_per_view:.3f}" + self._blank_note()),
             ("params", f"{self.params_m:.2f} M"),
             ("clips/s (forward only)", f"{self.clips_per_second:.1f}"),
+            *self._time_rows(),
             ("videos evaluated", f"{self.videos_evaluated} / {self.videos_expected}"),
             ("views evaluated", f"{self.views_evaluated} ({clips} clips x {crops} crops per video)"),
             ("unreadable videos", str(len(self.unreadable))),
@@ -132,8 +152,26 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+    def gflops_differ(self) -> bool:
+        """Whether the views' own token counts cost other than the blank clip (content-aware cost)."""
+        blank = self.gflops_per_view_blank
+        return math.isfinite(blank) and not math.isclose(self.gflops_per_view, blank, rel_tol=1e-6)
+
+    def _blank_note(self) -> str:
+        return f" (mean of the views; blank clip {self.gflops_per_view_blank:.3f})" if self.gflops_differ() else ""
+
+    def _time_rows(self) -> list[tuple[str, str]]:
+        if not self.timing:
+            return []
+        wall, wait = self.timing.get("wall_seconds"), self.timing.get("wait_seconds")
+        runs = self.timing.get("runs", 1)
+        resumed = f", {runs} runs (resumed)" if runs > 1 else ""
+        return [("wall time", f"{wall:.1f} s ({wait:.1f} s waiting for decoded clips{resumed})"),
+                ("model time", f"{self.model_seconds:.1f} s ({self.videos_per_second:.1f} videos/s)")]
+
+
 _FLOAT_FIELDS = ("clip_top1", "clip_top5", "video_top1", "video_top5", "gflops_per_view", "params_m",
-                 "clips_per_second")
+                 "clips_per_second", "gflops_per_view_blank", "model_seconds", "videos_per_second")
 
 
 def _pct(value: float) -> str:

@@ -101,7 +101,7 @@ class VideoList:
             shown = relative_path(path, self.data_dir)
             unreadable.setdefault(shown, UnreadableVideo(shown, str(reason)))
         incomplete = [
-            IncompleteVideo(self._path(v), n, expected_views)
+            IncompleteVideo(self.path(v), n, expected_views)
             for v, n in sorted(views_per_video.items()) if n != expected_views
         ]
         unaccounted = [
@@ -124,7 +124,8 @@ class VideoList:
             seen.setdefault(shown, FallbackVideo(shown, str(decoder), str(reason)))
         return list(seen.values())
 
-    def _path(self, video_index: int) -> str:
+    def path(self, video_index: int) -> str:
+        """The path of row ``video_index``, or a note that it lies outside the list."""
         if 0 <= video_index < len(self.entries):
             return self.entries[video_index][0]
         return f"<video_index {video_index} outside the list>"

@@ -110,3 +110,11 @@ def frame_buckets(frame: Tensor, frames: int) -> FrameBuckets:
     index.scatter_(1, slot, order)
     valid = index < n
     return FrameBuckets(index=index.reshape(batch, frames, width), valid=valid.reshape(batch, frames, width), count=count)
+
+
+def frame_widths(owner: Tensor, pos: Tensor) -> Tensor:
+    """[B] the most patch tokens any frame holds once merged tokens are placed (the width divided
+    attention pads each frame's spatial attention to, per video); `pos` [B, n, 3] patch tokens."""
+    frame = place(owner, pos).frame
+    count = torch.zeros(frame.shape[0], owner.shape[1], device=frame.device, dtype=torch.long)
+    return count.scatter_add_(1, frame, torch.ones_like(frame)).amax(dim=1)

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from videotok.flops import BlockInput
 from videotok.models.base import VideoBackbone, make_blocks
 from videotok.reduce.state import TokenState
 
@@ -40,7 +41,7 @@ class FactorisedViViT(VideoBackbone):
         b, t, hw, c = x.shape
         return self.with_cls(x.reshape(b * t, hw, c), self.block_grid)
 
-    def forward_features(self, video: Tensor, trace: Optional[list[int]] = None) -> Tensor:
+    def forward_features(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> Tensor:
         """Spatial encoder per frame, pooled per frame, then the temporal encoder, pooled per video;
         `trace` records the spatial encoder's tokens per video (frames x tokens per frame)."""
         b, t = video.shape[0], self.grid[0]
