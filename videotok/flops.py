@@ -6,7 +6,7 @@ counted truthfully: fewer tokens after each merge, plus the matching cost of the
 Where the token count depends on the clip (a per-frame padding that follows the content, or a
 content-aware reducer), evaluation needs the cost of every view without counting a second forward:
 `Cost.per_view` adds to the counted blank-clip figure what a formula over the tokens each block saw
-(`counted_gflops`) says the view costs more or less. Parts the formula does not model (a reducer's
+(`Cost.change`) says the view costs more or less. Parts the formula does not model (a reducer's
 own matching, the neck) cancel, since they are in both the counted figure and the anchor.
 """
 from __future__ import annotations
@@ -66,10 +66,15 @@ class Cost:
     tokens_per_block: list[int]  # tokens entering each block, then after the last one
     counted_gflops: float = 0.0  # `count_gflops` on the same clip: the anchor of `per_view`
 
+    def change(self, model: nn.Module, trace: list[BlockInput]) -> Tensor:
+        """[B] how many GFLOPs more (or fewer) each video of a batch whose blocks left `trace` costs
+        than this counted clip, by the formula over that video's own token counts (exactly 0 where
+        the counts are the same)."""
+        return count_gflops(model, trace) - self.counted_gflops
+
     def per_view(self, model: nn.Module, trace: list[BlockInput]) -> Tensor:
-        """[B] GFLOPs of each video of a batch whose blocks left `trace`: this counted figure, moved
-        by how much more or less the formula over that video's own token counts says it costs."""
-        return self.gflops + count_gflops(model, trace) - self.counted_gflops
+        """[B] GFLOPs of each video of a batch whose blocks left `trace`."""
+        return self.gflops + self.change(model, trace)
 
 
 def measure_cost(model: nn.Module, batch: int = 1, video: Optional[Tensor] = None) -> Cost:

@@ -34,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", help="write the result as JSON here")
     parser.add_argument("--run-dir", help="flush per-video results here as the pass goes; the same command "
                         "run again resumes from them (default: OUTPUT.parts/ next to --output; none without it)")
+    parser.add_argument("--flush-every", type=int, default=200, metavar="N",
+                        help="videos per process between flushes to --run-dir (default 200)")
     add_device_arguments(parser)
     parser.add_argument("--precision", help="32, bf16 or 16 (autocast; default: the config's trainer.precision, else 32)")
     parser.add_argument("--batch-size", type=int, help="override data.batch_size")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
              "reducer_args": dict(hp.reducer_args or {})}
     result = evaluate(
         classifier, datamodule, split=args.split, views=views, aggregate=args.aggregate,
-        progress=not args.no_progress, runtime=runtime, extra=extra, run_dir=run_dir,
+        progress=not args.no_progress, runtime=runtime, extra=extra, run_dir=run_dir, flush_every=args.flush_every,
         signature={**extra, "reducer": hp.reducer, "weights": _fingerprint(args.ckpt_path or published),
                    "views": list(views) if views else None, "aggregate": args.aggregate, "split": args.split,
                    "data_dir": str(datamodule.data_dir)},

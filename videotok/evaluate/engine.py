@@ -257,7 +257,7 @@ def run_pass(
     for row in rows:
         row.model.eval()
 
-    totals = RankTotals(rows={name: {"views": 0.0, "gflops": 0.0, "model_seconds": 0.0, "timed_views": 0.0,
+    totals = RankTotals(rows={name: {"views": 0.0, "gflops_change": 0.0, "model_seconds": 0.0, "timed_views": 0.0,
                                      "timed_seconds": 0.0, "duplicates": 0.0} for name in names})
     k = _k(datamodule)
     pending = {name: _PendingViews(expected_views, aggregate, k) for name in names}
@@ -344,10 +344,10 @@ def _score(row: EvalRow, video: Tensor, batch: dict, sums: dict[str, float], cos
             logits = backbone(video, trace=trace)
         _synchronize(device)
         seconds = time.perf_counter() - begin
-        gflops = cost.per_view(backbone, trace)
+        change = cost.change(backbone, trace)
     n = video.shape[0]
     sums["views"] += n
-    sums["gflops"] += float(gflops.sum())
+    sums["gflops_change"] += float(change.sum())
     sums["model_seconds"] += seconds
     if not warm_up:
         sums["timed_views"] += n
@@ -464,7 +464,7 @@ def _outcome(rows: list[EvalRow], costs: dict[str, Cost], gathered: list[Any], s
         outcomes[row.name] = RowOutcome(
             records=records,
             cost=costs[row.name],
-            gflops_per_view=sums["gflops"] / views if views else costs[row.name].gflops,
+            gflops_per_view=costs[row.name].gflops + (sums["gflops_change"] / views if views else 0.0),
             clips_per_second=_rate(sums.get("timed_views", 0.0), sums.get("timed_seconds", 0.0))
             if sums.get("timed_views") else _rate(views, model_seconds),
             model_seconds=model_seconds,

@@ -47,6 +47,7 @@ def evaluate(
     runtime: Optional[Runtime] = None,
     run_dir: Optional[Path] = None,
     signature: Optional[dict[str, Any]] = None,
+    flush_every: int = 200,
 ) -> Optional[EvaluationResult]:
     """Clip- and video-level accuracy, GFLOPs per view, params and forward clips/s of ``model``.
 
@@ -56,14 +57,16 @@ def evaluate(
     crops), default the backbone family's paper protocol (``default_views``). ``device`` and
     ``precision`` ("32", "bf16" or "16", autocast) name one device; ``runtime`` (Lightning's
     accelerator, devices, nodes, strategy) replaces them. With ``run_dir``, per-video results are
-    flushed there as the pass goes and a rerun with the same ``signature`` resumes. ``extra`` is
+    flushed there (every ``flush_every`` videos per process) as the pass goes and a rerun with the
+    same ``signature`` resumes. ``extra`` is
     copied into the result. Returns None on every rank but rank 0.
     """
     backbone = find_backbone(model)
     views = check_views(tuple(views)) if views is not None else default_views(backbone.model_name)
     runtime = runtime or Runtime.for_device(device, precision)
     outcome = run_pass([EvalRow("model", model)], datamodule, split, views, aggregate, runtime, progress,
-                       store=PassStore(run_dir) if run_dir is not None else None, signature=signature)
+                       store=PassStore(run_dir) if run_dir is not None else None, signature=signature,
+                       flush_every=flush_every)
     if outcome is None:
         return None
     return result_of(outcome, "model", backbone, datamodule, split, views, aggregate, runtime, extra)

@@ -1,0 +1,103 @@
+"""`videotok evaluate` and `compare` on Lightning's engine, through the command line: 2 CPU processes
+(gloo) score what 1 does, and a comparison killed mid-pass resumes to the uninterrupted result.
+
+Each 2-process run spawns a second Python (Lightning's subprocess launcher), about 30 s here.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers_training import SMOKE_CONFIG, copy_dataset, run_videotok, start_videotok, tiny_args
+
+ODD_TEST_VIDEOS = 11  # does not divide by 2 ranks
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A data copy with an odd test split, a 1-epoch checkpoint and an evaluation config for both."""
+    work = tmp_path_factory.mktemp("engine")
+    data = copy_dataset(synthetic_data_dir, work / "data", keep_rows={"test": ODD_TEST_VIDEOS})
+    root = work / "train"
+    run_videotok(["fit", *tiny_args(data, root), "--trainer.limit_train_batches", "2",
+                  "--trainer.limit_val_batches", "0"])
+    config = work / "config.yaml"
+    config.write_text(
+        f"bases: [{SMOKE_CONFIG}]\n"
+        f"data:\n  data_dir: {data}\n  num_frames: 4\n  crop_size: 32\n  eval_short_side: 32\n"
+        "  train_scale: [32, 40]\n  num_workers: 0\n  batch_size: 4\n"
+    )
+    return {"data": data, "checkpoint": root / "checkpoints" / "last.ckpt", "config": config, "work": work}
+
+
+def _evaluate(trained: dict, name: str, *devices: str) -> dict:
+    output = trained["work"] / f"{name}.json"
+    run_videotok(["evaluate", "--config", str(trained["config"]), "--ckpt_path", str(trained["checkpoint"]),
+                  "--views", "2x3", "--output", str(output), "--no-progress", "--accelerator", "cpu", *devices],
+                 timeout=240)
+    return json.loads(output.read_text())
+
+
+def test_evaluate_on_two_processes_equals_one(trained: dict):
+    one = _evaluate(trained, "one", "--devices", "1")
+    two = _evaluate(trained, "two", "--devices", "2", "--strategy", "ddp")
+    assert two["timing"]["processes"] == 2 and one["timing"]["processes"] == 1
+    assert one["videos_evaluated"] == two["videos_evaluated"] == ODD_TEST_VIDEOS
+    for key in ("clip_top1", "clip_top5", "video_top1", "video_top5", "views_evaluated", "video_list_sha256",
+                "per_class", "unreadable", "gflops_per_view"):
+        assert one[key] == two[key], key
+    assert [(p["path"], p["classes"]) for p in one["predictions"]] == [(p["path"], p["classes"]) for p in two["predictions"]]
+    for a, b in zip(one["predictions"], two["predictions"]):
+        assert b["scores"] == pytest.approx(a["scores"], abs=1e-6)
+
+
+def _compare_config(trained: dict, run_dir: Path) -> Path:
+    config = yaml.safe_load(trained["config"].read_text())
+    config["compare"] = {
+        "split": "test", "views": [4, 3], "run_dir": str(run_dir), "baseline_checkpoint": str(trained["checkpoint"]),
+        "flush_every": 1, "torch_threads": 1,
+        "strategies": [{"name": "tome_r1", "reducer": "tome", "reducer_args": {"r": 1, "scope": "global"}},
+                       {"name": "evit", "reducer": "evit", "reducer_args": {"keep_rate": 0.7, "layers": "1,3"}}],
+    }
+    config["data"]["batch_size"] = 2
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _rows(run_dir: Path) -> dict[str, dict]:
+    return {row["name"]: json.loads((run_dir / row["result_file"]).read_text())
+            for row in json.loads((run_dir / "results.json").read_text())["rows"]}
+
+
+def test_compare_killed_mid_pass_resumes_to_the_uninterrupted_result(trained: dict):
+    whole_dir = trained["work"] / "compare_whole"
+    run_videotok(["compare", "--config", str(_compare_config(trained, whole_dir)), "--no-progress"], timeout=240)
+
+    run_dir = trained["work"] / "compare_killed"
+    config = _compare_config(trained, run_dir)
+    process = start_videotok(["compare", "--config", str(config), "--no-progress"], trained["work"] / "killed.log")
+    parts = run_dir / "pass" / "parts"
+    deadline = time.monotonic() + 180
+    while len(list(parts.glob("*.pt"))) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    flushed = len(list(parts.glob("*.pt")))
+    assert 2 <= flushed and not (run_dir / "results.json").exists(), (trained["work"] / "killed.log").read_text()[-3000:]
+
+    resumed = run_videotok(["compare", "--config", str(config), "--no-progress"], timeout=240)
+    assert not (run_dir / "pass").exists()  # removed once every row's result was written
+    assert "over 2 runs (resumed)" in (run_dir / "report.md").read_text(), resumed.stdout[-2000:]
+    whole, again = _rows(whole_dir), _rows(run_dir)
+    assert list(whole) == list(again) == ["baseline", "tome_r1", "evit"]
+    for name in whole:
+        for key in ("clip_top1", "video_top1", "video_top5", "views_evaluated", "video_list_sha256", "per_class"):
+            assert again[name][key] == whole[name][key], (name, key)
+        assert again[name]["gflops_per_view"] == pytest.approx(whole[name]["gflops_per_view"], rel=1e-9)
+        assert [p["classes"] for p in again[name]["predictions"]] == [p["classes"] for p in whole[name]["predictions"]]
