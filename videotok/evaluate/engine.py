@@ -112,15 +112,20 @@ class Runtime:
                 raise ValueError(f"--device {device}: no CUDA device is available here")
             runtime = cls.for_device(device, precision)
             return cls(runtime.accelerator, runtime.devices, num_nodes or 1, strategy or "auto", precision)
-        accelerator = str(accelerator or trainer.get("accelerator", "auto"))
-        if accelerator == "auto":
-            accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-            raise ValueError(f"accelerator={accelerator}: no CUDA device is available here (use --accelerator cpu)")
         configured = str(trainer.get("strategy", "auto"))
-        chosen = strategy or (configured if configured in STRATEGIES else "ddp")
-        return cls(accelerator, devices if devices is not None else trainer.get("devices", 1),
-                   int(num_nodes or trainer.get("num_nodes", 1)), str(chosen), precision)
+        strategy = str(strategy or (configured if configured in STRATEGIES else "ddp"))
+        devices = devices if devices is not None else trainer.get("devices", 1)
+        num_nodes = int(num_nodes or trainer.get("num_nodes", 1))
+        kind = str(accelerator or trainer.get("accelerator", "auto"))
+        if kind in ("gpu", "cuda", "auto"):
+            if torch.cuda.is_available():
+                return cls("gpu", devices, num_nodes, strategy, precision)
+            if accelerator in ("gpu", "cuda"):
+                raise ValueError(f"--accelerator {accelerator}: no CUDA device is available here (use --accelerator cpu)")
+            return cls("cpu", 1, 1, "auto", precision)  # a config written for GPUs, on a machine without
+        if kind == "cpu" and not (isinstance(devices, int) and devices > 0):
+            devices = 1  # -1 and auto count GPUs; on the CPU they mean one process
+        return cls(kind, devices, num_nodes, strategy, precision)
 
     def describe(self) -> str:
         """`cpu x 1` / `gpu x 8 x 2 nodes (ddp)`: what the options ask for."""
