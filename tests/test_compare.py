@@ -12,6 +12,7 @@ import yaml
 
 from videotok.cli import main
 from videotok.compare import Comparison, load_default_config, prepare, run_compare
+from videotok.compare import runner
 from videotok.config import load_config
 from videotok.flops import measure_cost
 from videotok.models import create_model
@@ -53,8 +54,18 @@ def test_compare_trains_once_evaluates_all_and_resumes(
     fits = []
     original_fit = Comparison._fit
     monkeypatch.setattr(Comparison, "_fit", lambda self, *a, **k: fits.append(a[1]) or original_fit(self, *a, **k))
+    passes = []
+    original_pass = runner.run_pass
+    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
     outcome = run_compare(config, settings, progress=False, log=lambda _: None)
     assert fits == [run_dir / "baseline", run_dir / "crucial_fused"]  # baseline once, the fused row fine-tuned
+    # One evaluation pass for the three rows; the training-free row runs the baseline's weights (no
+    # copy) with its own reducer, the fine-tuned row its own weights.
+    assert len(passes) == 1 and [row.name for row in passes[0]] == ["baseline", "tome_r16", "crucial_fused"]
+    baseline_row, tome_row, fused_row = passes[0]
+    assert tome_row.model is baseline_row.model and tome_row.reducer.name == "tome"
+    assert fused_row.model is not baseline_row.model and fused_row.reducer is None
+    assert not (run_dir / "pass").exists()  # the pass's flushed results, removed once the rows were saved
 
     for name in ("report", "csv", "json", "gflops_plot", "speed_plot"):
         assert outcome.paths[name].is_file() and outcome.paths[name].parent == run_dir
@@ -104,7 +115,7 @@ def test_compare_trains_once_evaluates_all_and_resumes(
     assert len(results) == 3
     stamps = {p: p.stat().st_mtime_ns for p in results}
     monkeypatch.setattr(Comparison, "_fit", lambda *a, **k: pytest.fail("a finished row was trained again"))
-    monkeypatch.setattr("videotok.compare.runner.run_pass", lambda *a, **k: pytest.fail("evaluated again"))
+    monkeypatch.setattr(runner, "run_pass", lambda *a, **k: pytest.fail("evaluated again"))
     again = run_compare(config, prepare(config), progress=False, log=lambda _: None)
     assert all(row.loaded for row in again.rows)
     assert {p: p.stat().st_mtime_ns for p in results} == stamps

@@ -66,15 +66,15 @@ class Cost:
     tokens_per_block: list[int]  # tokens entering each block, then after the last one
     counted_gflops: float = 0.0  # `count_gflops` on the same clip: the anchor of `per_view`
 
-    def change(self, model: nn.Module, trace: list[BlockInput]) -> Tensor:
-        """[B] how many GFLOPs more (or fewer) each video of a batch whose blocks left `trace` costs
+    def change(self, model: nn.Module, blocks: list[BlockInput]) -> Tensor:
+        """[B] how many GFLOPs more (or fewer) each video of a batch whose blocks left `blocks` costs
         than this counted clip, by the formula over that video's own token counts (exactly 0 where
         the counts are the same)."""
-        return count_gflops(model, trace) - self.counted_gflops
+        return count_gflops(model, blocks) - self.counted_gflops
 
-    def per_view(self, model: nn.Module, trace: list[BlockInput]) -> Tensor:
-        """[B] GFLOPs of each video of a batch whose blocks left `trace`."""
-        return self.gflops + self.change(model, trace)
+    def per_view(self, model: nn.Module, blocks: list[BlockInput]) -> Tensor:
+        """[B] GFLOPs of each video of a batch whose blocks left `blocks`."""
+        return self.gflops + self.change(model, blocks)
 
 
 def measure_cost(model: nn.Module, batch: int = 1, video: Optional[Tensor] = None) -> Cost:
@@ -83,20 +83,20 @@ def measure_cost(model: nn.Module, batch: int = 1, video: Optional[Tensor] = Non
     if video is None:
         shape = (batch, model.in_chans, model.num_frames, model.img_size, model.img_size)
         video = torch.zeros(shape, device=next(model.parameters()).device)
-    trace: list[BlockInput] = []
+    blocks: list[BlockInput] = []
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
-            model(video, trace=trace)
+            model(video, blocks=blocks)
     finally:
         model.train(was_training)
     views = video.shape[0]
     flops = counter.get_total_flops()
     params = sum(p.numel() for p in model.parameters())
     return Cost(gflops=flops / 2 / 1e9 / views, params_m=params / 1e6,
-                tokens_per_block=[b.tokens_per_video for b in trace],
-                counted_gflops=float(count_gflops(model, trace).mean()))
+                tokens_per_block=[b.tokens_per_video for b in blocks],
+                counted_gflops=float(count_gflops(model, blocks).mean()))
 
 
 def full_token_cost(model: nn.Module) -> Cost:
@@ -114,9 +114,9 @@ def full_token_cost(model: nn.Module) -> Cost:
         model.reducer = reducer
 
 
-def count_gflops(model: nn.Module, trace: list[BlockInput]) -> Tensor:
+def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
     """[B] GFLOPs per video of the reducer-driven blocks, from the tokens each block received
-    (`trace[i]`) and kept after its reduction (`trace[i + 1]`), each video costed as if alone
+    (`blocks[i]`) and kept after its reduction (`blocks[i + 1]`), each video costed as if alone
     (its own token count and per-frame width, not the batch's padding).
 
     Per block, with C the width and n the tokens: joint attention 4nC² + 2n²C; TimeSformer's
@@ -124,7 +124,7 @@ def count_gflops(model: nn.Module, trace: list[BlockInput]) -> Tensor:
     4(p+m)C² + 2(p+m)²C with m the frame's patches on the grid or the fullest frame's tokens once
     merged tokens are placed; the MLP 2·n_out·C·hidden."""
     total: Optional[Tensor] = None
-    for block, entering, leaving in zip(model.blocks, trace, trace[1:]):
+    for block, entering, leaving in zip(model.blocks, blocks, blocks[1:]):
         c = block.norm1.normalized_shape[0]
         n_in, n_out = entering.tokens().double(), leaving.tokens().double()
         macs = 2 * n_out * c * block.mlp.fc1.out_features
@@ -141,7 +141,7 @@ def count_gflops(model: nn.Module, trace: list[BlockInput]) -> Tensor:
         per_video = macs.reshape(-1, entering.samples_per_video).sum(dim=1)  # [B'] -> [B]
         total = per_video if total is None else total + per_video
     if total is None:
-        raise ValueError("the trace holds no block")
+        raise ValueError("`blocks` holds no block")
     return total / 1e9
 
 

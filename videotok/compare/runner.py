@@ -166,6 +166,8 @@ class Comparison:
                 loaded[name] = result
         todo = [(name, strategy) for name, strategy in plan if name not in loaded]
         computed: dict[str, EvaluationResult] = {}
+        if not todo and is_rank_zero():
+            PassStore(self.settings.run_dir / PASS_DIR).remove()  # left by a run stopped after saving its rows
         if todo:
             self._train_baseline()
             for name, strategy in todo:
@@ -329,8 +331,8 @@ class Comparison:
     def _evaluate(self, todo: list[tuple[str, Optional[Strategy]]]) -> dict[str, EvaluationResult]:
         """One pass over the split for every row in `todo`; their results on rank 0, {} elsewhere."""
         names = ", ".join(name for name, _ in todo)
-        self._announce(1, BASELINE if todo[0][1] is None else todo[0][0],
-                       f"evaluating {len(todo)} row(s) in one pass over the {self.settings.split} split: {names}")
+        self._say(f"evaluating {len(todo)} row(s) in one pass over the {self.settings.split} split "
+                  f"(each clip decoded once): {names}")
         rows = self._pass_rows(todo)
         settings = self.settings
         signatures = {name: self._signature(strategy) for name, strategy in todo}

@@ -341,15 +341,15 @@ def _k(datamodule: Any) -> int:
 def _score(row: EvalRow, video: Tensor, batch: dict, sums: dict[str, float], cost: Cost, autocast,
            device: torch.device, warm_up: bool) -> Tensor:
     """`row`'s logits for the batch, timed alone; its views' GFLOPs added to `sums`."""
-    trace: list[BlockInput] = []
+    blocks: list[BlockInput] = []
     with row.active() as backbone:
         _synchronize(device)
         begin = time.perf_counter()
         with autocast:
-            logits = backbone(video, trace=trace)
+            logits = backbone(video, blocks=blocks)
         _synchronize(device)
         seconds = time.perf_counter() - begin
-        change = cost.change(backbone, trace)
+        change = cost.change(backbone, blocks)
     n = video.shape[0]
     sums["views"] += n
     sums["gflops_change"] += float(change.sum())

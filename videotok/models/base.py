@@ -52,9 +52,10 @@ class VideoBackbone(nn.Module):
       `grid` (T', H', W') of the tubelet tokens and `patch_embed.tubelet_size`. `evaluate` reads
       the shape and class attributes, `flops` builds its input from them, views default by
       `model_name`.
-    - `forward(video, trace=None)`: logits. With a list as `trace`, what each reducer-driven block
-      received, then what the last one left, is appended as `flops.BlockInput` (tokens per video,
-      which `flops` prints and from which evaluation costs each view).
+    - `forward(video, trace=None, blocks=None)`: logits. With a list as `trace`, the number of tokens
+      per video entering each reducer-driven block, then after the last one, is appended (`flops`
+      prints it); with a list as `blocks`, what each of them received, then what the last one left,
+      as `flops.BlockInput` (from which evaluation costs each view).
     - `embed(video)` -> the TokenState entering block 0; `blocks` the reducer-driven blocks, run
       in order as `reducer.forward_block(block, state, i)`; `forward_tokens` does exactly that and
       applies `norm`.
@@ -198,16 +199,15 @@ class VideoBackbone(nn.Module):
     def embed(self, video: Tensor) -> TokenState:
         raise NotImplementedError
 
-    def forward_tokens(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> TokenState:
-        """`embed`, then every block through the reducer, then `norm`; `trace` as in `forward`."""
+    def forward_tokens(self, video: Tensor, trace: Optional[list[int]] = None,
+                       blocks: Optional[list[BlockInput]] = None) -> TokenState:
+        """`embed`, then every block through the reducer, then `norm`; `trace`, `blocks` as in `forward`."""
         state = self.embed(video)
         per_video = self.grid[0] // self.block_grid[0]  # samples the blocks see per video (frames, or 1)
         for i, block in enumerate(self.blocks):
-            if trace is not None:
-                trace.append(BlockInput.of(state, per_video))
+            _record(state, per_video, trace, blocks)
             state = self.reducer.forward_block(block, state, i)
-        if trace is not None:
-            trace.append(BlockInput.of(state, per_video))
+        _record(state, per_video, trace, blocks)
         return state.replace(x=self.norm(state.x))
 
     def pool(self, state: TokenState) -> Tensor:
@@ -218,10 +218,20 @@ class VideoBackbone(nn.Module):
         w = state.size[:, state.num_prefix :, None]  # float32 sizes: exact weights in bf16 runs
         return ((state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)).to(state.x.dtype)
 
-    def forward_features(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> Tensor:
+    def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
+                         blocks: Optional[list[BlockInput]] = None) -> Tensor:
         """video -> pooled features [B, C]."""
-        return self.pool(self.forward_tokens(video, trace))
+        return self.pool(self.forward_tokens(video, trace, blocks))
 
-    def forward(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> Tensor:
-        """video [B, C, T, H, W] -> logits [B, num_classes]; `trace` collects tokens per block."""
-        return self.head(self.head_drop(self.forward_features(video, trace)))
+    def forward(self, video: Tensor, trace: Optional[list[int]] = None,
+                blocks: Optional[list[BlockInput]] = None) -> Tensor:
+        """video [B, C, T, H, W] -> logits [B, num_classes]; `trace` collects tokens per block, `blocks`
+        what each block received."""
+        return self.head(self.head_drop(self.forward_features(video, trace, blocks)))
+
+
+def _record(state: TokenState, per_video: int, trace: Optional[list[int]], blocks: Optional[list[BlockInput]]) -> None:
+    if trace is not None:
+        trace.append(state.num_tokens * per_video)
+    if blocks is not None:
+        blocks.append(BlockInput.of(state, per_video))

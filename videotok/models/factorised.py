@@ -41,11 +41,12 @@ class FactorisedViViT(VideoBackbone):
         b, t, hw, c = x.shape
         return self.with_cls(x.reshape(b * t, hw, c), self.block_grid)
 
-    def forward_features(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> Tensor:
+    def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
+                         blocks: Optional[list[BlockInput]] = None) -> Tensor:
         """Spatial encoder per frame, pooled per frame, then the temporal encoder, pooled per video;
         `trace` records the spatial encoder's tokens per video (frames x tokens per frame)."""
         b, t = video.shape[0], self.grid[0]
-        frames = self.pool(self.forward_tokens(video, trace)).reshape(b, t, -1)  # [B*T', C] -> [B, T', C]
+        frames = self.pool(self.forward_tokens(video, trace, blocks)).reshape(b, t, -1)  # [B*T', C] -> [B, T', C]
         cls = self.temporal_cls_token.expand(b, -1, -1)
         x = torch.cat([cls, frames], dim=1) + self.temporal_pos_embed  # [B, 1 + T', C]
         state = TokenState.from_grid(x, (t, 1, 1), num_prefix=1)

@@ -59,6 +59,7 @@ class VideoMAE(VideoBackbone):
         x = x.reshape(b, t * hw, c) + self.pos_table.to(x.dtype)  # [B, T'H'W', C]
         return TokenState.from_grid(self.pos_drop(x), self.grid, num_prefix=0)
 
-    def forward_features(self, video: Tensor, trace: Optional[list[BlockInput]] = None) -> Tensor:
+    def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
+                         blocks: Optional[list[BlockInput]] = None) -> Tensor:
         """The size-weighted mean of the tokens (the mean over the original tubelets), then fc_norm."""
-        return self.fc_norm(self.pool(self.forward_tokens(video, trace)))
+        return self.fc_norm(self.pool(self.forward_tokens(video, trace, blocks)))
