@@ -119,3 +119,20 @@ def test_a_pass_resumes_from_what_it_flushed(tmp_path, synthetic_data_dir, synth
     _same_result(resumed, whole)
     with pytest.raises(ValueError, match="holds a pass started with other settings .*weights"):
         evaluate(model, dm, views=(2, 3), progress=False, run_dir=store, signature={"weights": "seed 1"})
+
+
+def test_devices_come_from_the_options_then_the_trainer_section():
+    gpu_preset = {"accelerator": "gpu", "devices": -1, "num_nodes": 1, "strategy": "ddp", "precision": "bf16-mixed"}
+    if not torch.cuda.is_available():  # a config written for GPUs runs in one CPU process
+        assert Runtime.from_options(gpu_preset) == Runtime("cpu", 1, 1, "auto", "bf16-mixed")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            Runtime.from_options(gpu_preset, accelerator="gpu")
+    assert Runtime.from_options({"accelerator": "cpu", "devices": 2, "strategy": "fsdp"}) == \
+        Runtime("cpu", 2, 1, "ddp", "32")  # evaluation holds the whole model on every device
+    assert Runtime.from_options({}, accelerator="cpu", devices=2, strategy="ddp", precision="bf16") == \
+        Runtime("cpu", 2, 1, "ddp", "bf16")
+    assert Runtime.from_options({"devices": 4}, device="cpu") == Runtime("cpu", 1, 1, "auto", "32")
+    with pytest.raises(ValueError, match="evaluation runs a whole model on every device"):
+        Runtime("cpu", 2, strategy="fsdp").check()
+    with pytest.raises(ValueError, match="--device names one device"):
+        Runtime.from_options({}, device="cpu", devices=2)

@@ -128,7 +128,7 @@ def test_compare_preset_on_a_local_checkpoint_trains_nothing(published, kinetics
         ]},
     })
     assert main(["compare", "--config", str(config), "--pretrained", str(published), "--no-progress",
-                 "--visualize"]) == 0
+                 "--visualize", "--accelerator", "cpu", "--devices", "1"]) == 0
     out = capsys.readouterr().out
     assert f"the published checkpoint {published}, as it is (no training)" in out
     assert "crucial_fused: skipped: adds parameters" in out
