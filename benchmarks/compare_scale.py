@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data_tools.resize import ResizeJob, resize_video  # noqa: E402
+from machine import describe_machine  # noqa: E402 (benchmarks/machine.py, beside this script)
 from videotok.data import KineticsDataModule  # noqa: E402
 from videotok.evaluate import EvalRow, Runtime, run_pass  # noqa: E402
 from videotok.reduce import build_reducer  # noqa: E402
@@ -140,7 +140,7 @@ def run(opts: argparse.Namespace) -> str:
         f"## {opts.model}, {opts.videos} videos x {views[0]}x{views[1]} views, {len(rows)} rows "
         f"({datetime.date.today()})",
         "",
-        f"- machine: {_machine()}; torch {torch.__version__}; {device}, precision {runtime.precision}, "
+        f"- machine: {describe_machine()}; torch {torch.__version__}; {device}, precision {runtime.precision}, "
         f"{opts.threads} torch thread(s), {opts.workers} data workers",
         f"- folder: {', '.join(SOURCES)} at short side 256, listed round-robin",
         "",
@@ -164,22 +164,6 @@ def run(opts: argparse.Namespace) -> str:
                   f"rows' model time {others:.1f} s) = {target:.1f} s: **{verdict}**. Speed-up of the comparison "
                   f"over the per-row path: {sum(w for w, _ in per_row.values()) / one_wall:.2f}x.", ""]
     return "\n".join(lines)
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores{gpu}, {platform.system()} {platform.release()}"
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -45,17 +45,7 @@ from typing import Callable
 
 import numpy as np
 
-
-def _machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 
 def _versions() -> str:
@@ -284,7 +274,7 @@ def bench_training(path: str, decoder: str, frames: int, stride: int, clips: int
 
 
 def main_training(clips: int, repeats: int) -> int:
-    print(f"date: {datetime.date.today()}  machine: {_machine()}")
+    print(f"date: {datetime.date.today()}  machine: {describe_machine()}")
     print(f"versions: {_versions()}")
     decoders = installed_decoders()
     with tempfile.TemporaryDirectory() as tmp:
@@ -313,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.training:
         return main_training(args.clips, args.repeats)
 
-    print(f"date: {datetime.date.today()}  machine: {_machine()}")
+    print(f"date: {datetime.date.today()}  machine: {describe_machine()}")
     print(f"versions: {_versions()}")
     with tempfile.TemporaryDirectory() as tmp:
         videos = args.videos or _default_videos(tmp)

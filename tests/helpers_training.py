@@ -101,3 +101,15 @@ def copy_dataset(source: Path, target: Path, keep_rows: Optional[dict[str, int]]
         lines = csv_path.read_text().splitlines()
         csv_path.write_text("\n".join(lines[:count]) + "\n")
     return target
+
+
+def odd_split_checkpoint(source: Path, work: Path, test_videos: int) -> dict:
+    """A copy of the data set `source` whose test split keeps its first `test_videos` rows (an odd
+    count does not divide by 2 ranks), and a checkpoint of 2 training steps on it."""
+    data = copy_dataset(source, work / "data", keep_rows={"test": test_videos})
+    root = work / "train"
+    run_videotok(["fit", *tiny_args(data, root), "--trainer.limit_train_batches", "2",
+                  "--trainer.limit_val_batches", "0"])
+    checkpoint = root / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    return {"data": data, "checkpoint": checkpoint, "work": work}

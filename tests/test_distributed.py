@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_training import copy_dataset, last_metrics, run_videotok, tiny_args
+from helpers_training import copy_dataset, last_metrics, odd_split_checkpoint, run_videotok, tiny_args
 
 ODD_TEST_VIDEOS = 11  # does not divide by 2 ranks: one rank gets 6 videos, the other 5
 
@@ -20,14 +20,7 @@ ODD_TEST_VIDEOS = 11  # does not divide by 2 ranks: one rank gets 6 videos, the 
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A data copy whose test split has an odd number of videos, and a 1-epoch checkpoint."""
-    work = tmp_path_factory.mktemp("ddp")
-    data = copy_dataset(synthetic_data_dir, work / "data", keep_rows={"test": ODD_TEST_VIDEOS})
-    root = work / "train"
-    run_videotok(["fit", *tiny_args(data, root), "--trainer.limit_train_batches", "2",
-                  "--trainer.limit_val_batches", "0"])
-    checkpoint = root / "checkpoints" / "last.ckpt"
-    assert checkpoint.is_file()
-    return {"data": data, "checkpoint": checkpoint, "work": work}
+    return odd_split_checkpoint(synthetic_data_dir, tmp_path_factory.mktemp("ddp"), ODD_TEST_VIDEOS)
 
 
 def _evaluate(trained: dict, command: str, devices: int) -> dict[str, float]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers_training import SMOKE_CONFIG, copy_dataset, run_videotok, start_videotok, tiny_args
+from helpers_training import SMOKE_CONFIG, odd_split_checkpoint, run_videotok, start_videotok
 
 ODD_TEST_VIDEOS = 11  # does not divide by 2 ranks
 
@@ -21,18 +21,14 @@ ODD_TEST_VIDEOS = 11  # does not divide by 2 ranks
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A data copy with an odd test split, a 1-epoch checkpoint and an evaluation config for both."""
-    work = tmp_path_factory.mktemp("engine")
-    data = copy_dataset(synthetic_data_dir, work / "data", keep_rows={"test": ODD_TEST_VIDEOS})
-    root = work / "train"
-    run_videotok(["fit", *tiny_args(data, root), "--trainer.limit_train_batches", "2",
-                  "--trainer.limit_val_batches", "0"])
-    config = work / "config.yaml"
+    trained = odd_split_checkpoint(synthetic_data_dir, tmp_path_factory.mktemp("engine"), ODD_TEST_VIDEOS)
+    config = trained["work"] / "config.yaml"
     config.write_text(
         f"bases: [{SMOKE_CONFIG}]\n"
-        f"data:\n  data_dir: {data}\n  num_frames: 4\n  crop_size: 32\n  eval_short_side: 32\n"
+        f"data:\n  data_dir: {trained['data']}\n  num_frames: 4\n  crop_size: 32\n  eval_short_side: 32\n"
         "  train_scale: [32, 40]\n  num_workers: 0\n  batch_size: 4\n"
     )
-    return {"data": data, "checkpoint": root / "checkpoints" / "last.ckpt", "config": config, "work": work}
+    return {**trained, "config": config}
 
 
 def _evaluate(trained: dict, name: str, *devices: str) -> dict:
