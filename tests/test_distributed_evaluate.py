@@ -97,3 +97,31 @@ def test_compare_killed_mid_pass_resumes_to_the_uninterrupted_result(trained: di
             assert again[name][key] == whole[name][key], (name, key)
         assert again[name]["gflops_per_view"] == pytest.approx(whole[name]["gflops_per_view"], rel=1e-9)
         assert [p["classes"] for p in again[name]["predictions"]] == [p["classes"] for p in whole[name]["predictions"]]
+
+
+def test_compare_trains_and_evaluates_on_two_processes(trained: dict):
+    """The baseline and the fine-tuned row train on the 2 processes (half the steps per epoch), then
+    one pass on both scores every row; rank 0 alone writes the report."""
+    import torch
+
+    run_dir = trained["work"] / "compare_two"
+    config = yaml.safe_load(trained["config"].read_text())
+    config["trainer"] = {**config.get("trainer", {}), "max_epochs": 1, "limit_val_batches": 0}
+    config["compare"] = {
+        "split": "test", "views": [1, 1], "run_dir": str(run_dir), "finetune_epochs": 1, "torch_threads": 1,
+        "strategies": [{"name": "tome_r1", "reducer": "tome", "reducer_args": {"r": 1, "scope": "global"}},
+                       {"name": "crucial_fused", "reducer": "crucial_merge",
+                        "reducer_args": {"keep_rate": 0.7, "layers": "1", "fusion": True}}],
+    }
+    path = trained["work"] / "compare_two.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_videotok(["compare", "--config", str(path), "--no-progress", "--accelerator", "cpu",
+                           "--devices", "2", "--strategy", "ddp"], timeout=400)
+    assert result.stdout.count("compare finished") == 1  # one report, by rank 0
+    data = json.loads((run_dir / "results.json").read_text())
+    assert [row["name"] for row in data["rows"]] == ["baseline", "tome_r1", "crucial_fused"]
+    assert data["meta"]["evaluation"]["processes"] == 2 and data["meta"]["videos_evaluated"] == ODD_TEST_VIDEOS
+    train_videos = len((trained["data"] / "train.csv").read_text().splitlines())
+    for row in ("baseline", "crucial_fused"):
+        steps = torch.load(run_dir / row / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+        assert steps == -(-train_videos // (4 * 2)), row  # batch 4 on each of 2 processes
