@@ -36,6 +36,7 @@ def _evaluate(trained: dict, name: str, *devices: str) -> dict:
     run_videotok(["evaluate", "--config", str(trained["config"]), "--ckpt_path", str(trained["checkpoint"]),
                   "--views", "2x3", "--output", str(output), "--no-progress", "--accelerator", "cpu", *devices],
                  timeout=240)
+    assert not Path(f"{output}.parts").exists()  # flushed there as it went, removed once the output was written
     return json.loads(output.read_text())
 
 

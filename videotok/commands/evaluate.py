@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--output", help="write the result as JSON here")
     parser.add_argument("--run-dir", help="flush per-video results here as the pass goes; the same command "
-                        "run again resumes from them (default: OUTPUT.parts/ next to --output; none without it)")
+                        "run again resumes from them (default: OUTPUT.parts/ next to --output, removed once "
+                        "the output is written; none without --output)")
     parser.add_argument("--flush-every", type=int, default=200, metavar="N",
                         help="videos per process between flushes to --run-dir (default 200)")
     add_device_arguments(parser)
@@ -47,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.evaluate import evaluate, parse_views
+    from videotok.evaluate.pass_store import PassStore
     from videotok.train.build import build_classifier, build_datamodule
     from videotok.train.checkpoint import load_checkpoint
 
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(result.to_json())
         print(f"wrote {args.output}")
+        if run_dir is not None and not args.run_dir:
+            PassStore(run_dir).remove()  # the output holds it all; a rerun evaluates afresh
     return 0
 
 
