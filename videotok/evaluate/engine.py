@@ -247,7 +247,6 @@ def run_pass(
     names = [row.name for row in rows]
     stored = _resume(fabric, store, signature, names, video_list)
     loader = datamodule.evaluation_dataloader(split, views, skip_videos=stored.done())
-    expected_views = views[0] * views[1]
     device = fabric.device
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     run_id = fabric.broadcast(uuid.uuid4().hex[:12] if fabric.is_global_zero else None)
@@ -264,61 +263,42 @@ def run_pass(
 
     totals = RankTotals(rows={name: {"views": 0.0, "gflops_change": 0.0, "model_seconds": 0.0, "timed_views": 0.0,
                                      "timed_seconds": 0.0, "duplicates": 0.0} for name in names})
-    k = _k(datamodule)
-    pending = {name: _PendingViews(expected_views, aggregate, k) for name in names}
-    unflushed: dict[str, list[VideoRecords]] = {name: [] for name in names}
-    this_run: dict[str, list[VideoRecords]] = {name: [] for name in names}
-    failures: tuple[list, list] = ([], [])  # skipped, fallbacks since the last flush
-    run_failures: tuple[list, list] = ([], [])
+    collected = _Collected(names, views[0] * views[1], aggregate, _k(datamodule))
     flushes = [0]
 
     def flush() -> None:
-        if store is None or not (any(unflushed.values()) or failures[0] or failures[1]):
-            return
-        finished = {name: VideoRecords.concat(parts, aggregate, k) for name, parts in unflushed.items()}
-        store.write(run_id, fabric.global_rank, flushes[0], finished, failures[0], failures[1], totals)
-        flushes[0] += 1
-        for parts in unflushed.values():
-            parts.clear()
-        failures[0].clear()
-        failures[1].clear()
+        if store is not None and collected.has_unflushed():
+            store.write(run_id, fabric.global_rank, flushes[0], *collected.take_unflushed(), totals)
+            flushes[0] += 1
 
     start = time.perf_counter()
     bar = tqdm(total=len(loader), desc=description or f"evaluate {split}", unit="batch", dynamic_ncols=True,
                disable=not (progress and fabric.is_global_zero))
     try:
         with _flush_on_sigterm(), torch.inference_mode():
-            since_flush = videos_done = 0
+            since_flush = 0
             waited = time.perf_counter()
             for batch in loader:
                 totals.wait_seconds += time.perf_counter() - waited
-                for lists, new in zip((failures, run_failures), ((batch["skipped"], batch.get("fallbacks", ())),) * 2):
-                    lists[0].extend(tuple(s) for s in new[0])
-                    lists[1].extend(tuple(f) for f in new[1])
+                collected.add_failures(batch)
                 if batch["video"].shape[0]:
                     video = fabric.to_device(batch["video"])
-                    first = totals.batches == 0
                     for row in rows:
-                        logits = _score(row, video, batch, totals.rows[row.name], costs[row.name], autocast,
-                                        device, first)
-                        finished = pending[row.name].add(logits, batch)
-                        unflushed[row.name].append(finished)
-                        this_run[row.name].append(finished)
-                    since_flush += len(finished)
-                    videos_done += len(finished)
+                        logits = _score(row, video, totals.rows[row.name], costs[row.name], autocast, device,
+                                        warm_up=totals.batches == 0)
+                        finished = collected.add(row.name, logits, batch)
+                    since_flush += finished
                     totals.batches += 1
                 totals.wall_seconds = time.perf_counter() - start
                 bar.update(1)
-                bar.set_postfix(videos=videos_done, refresh=False)
+                bar.set_postfix(videos=collected.videos, refresh=False)
                 if since_flush >= flush_every:
                     flush()
                     since_flush = 0
                 waited = time.perf_counter()
-            for name in names:  # videos left incomplete (none, unless the data module broke its promise)
-                rest = pending[name].finish()
-                unflushed[name].append(rest)
-                this_run[name].append(rest)
-                totals.rows[name]["duplicates"] += pending[name].duplicates
+            collected.finish()
+            for name in names:
+                totals.rows[name]["duplicates"] += collected.duplicates[name]
     finally:
         bar.close()
         totals.wall_seconds = time.perf_counter() - start
@@ -326,20 +306,19 @@ def run_pass(
         for row in rows:
             row.model.train(modes[id(row.model)])
 
-    mine = ({name: VideoRecords.concat(parts, aggregate, k) for name, parts in this_run.items()},
-            run_failures[0], run_failures[1], totals.to_dict())
+    mine = (*collected.this_run(), totals.to_dict())
     gathered = _gather(fabric, mine)
     if not fabric.is_global_zero:
         return None
-    return _outcome(rows, costs, gathered, stored, aggregate, k, video_list, fabric, runtime)
+    return _outcome(rows, costs, gathered, stored, aggregate, collected.k, video_list, fabric, runtime)
 
 
 def _k(datamodule: Any) -> int:
     return min(TOPK, datamodule.num_classes)
 
 
-def _score(row: EvalRow, video: Tensor, batch: dict, sums: dict[str, float], cost: Cost, autocast,
-           device: torch.device, warm_up: bool) -> Tensor:
+def _score(row: EvalRow, video: Tensor, sums: dict[str, float], cost: Cost, autocast, device: torch.device,
+           warm_up: bool) -> Tensor:
     """`row`'s logits for the batch, timed alone; its views' GFLOPs added to `sums`."""
     blocks: list[BlockInput] = []
     with row.active() as backbone:
@@ -363,6 +342,60 @@ def _score(row: EvalRow, video: Tensor, batch: dict, sums: dict[str, float], cos
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class _Collected:
+    """What this process scored in this run: every row's finished videos (all of them, and those not
+    yet flushed) and the videos it could not read or read with the fallback decoder."""
+
+    def __init__(self, names: list[str], expected_views: int, aggregate: str, k: int) -> None:
+        self.aggregate, self.k = aggregate, k
+        self.pending = {name: _PendingViews(expected_views, aggregate, k) for name in names}
+        self.unflushed: dict[str, list[VideoRecords]] = {name: [] for name in names}
+        self.all: dict[str, list[VideoRecords]] = {name: [] for name in names}
+        self.failures: tuple[list, list] = ([], [])  # (skipped, fallbacks) since the last flush
+        self.all_failures: tuple[list, list] = ([], [])
+        self.videos = 0  # finished by the first row (every row finishes the same videos)
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        return {name: pending.duplicates for name, pending in self.pending.items()}
+
+    def add_failures(self, batch: dict) -> None:
+        for skipped, fallbacks in (self.failures, self.all_failures):
+            skipped.extend(tuple(s) for s in batch["skipped"])
+            fallbacks.extend(tuple(f) for f in batch.get("fallbacks", ()))
+
+    def add(self, name: str, logits: Tensor, batch: dict) -> int:
+        """Row `name`'s logits for a batch; returns how many videos they finished."""
+        finished = self.pending[name].add(logits, batch)
+        self._keep(name, finished)
+        if name == next(iter(self.pending)):
+            self.videos += len(finished)
+        return len(finished)
+
+    def finish(self) -> None:
+        """Videos left incomplete (none, unless the data module broke its promise) are scored as they are."""
+        for name, pending in self.pending.items():
+            self._keep(name, pending.finish())
+
+    def has_unflushed(self) -> bool:
+        return any(self.unflushed.values()) or bool(self.failures[0] or self.failures[1])
+
+    def take_unflushed(self) -> tuple[dict[str, VideoRecords], list, list]:
+        records = {name: VideoRecords.concat(parts, self.aggregate, self.k) for name, parts in self.unflushed.items()}
+        skipped, fallbacks = list(self.failures[0]), list(self.failures[1])
+        for parts in (*self.unflushed.values(), *self.failures):
+            parts.clear()
+        return records, skipped, fallbacks
+
+    def this_run(self) -> tuple[dict[str, VideoRecords], list, list]:
+        records = {name: VideoRecords.concat(parts, self.aggregate, self.k) for name, parts in self.all.items()}
+        return records, self.all_failures[0], self.all_failures[1]
+
+    def _keep(self, name: str, records: VideoRecords) -> None:
+        self.unflushed[name].append(records)
+        self.all[name].append(records)
 
 
 class _PendingViews:
