@@ -17,7 +17,7 @@ as the test split (each row is decoded from its file, so the decode cost is real
                with training-free rows of the default comparison: tome_r8, evit_k70, random_r8,
                cross_frame_r8, pool_l2
   videomae_s   a published-format VideoMAE ViT-S (transformers' save_pretrained, random weights,
-               16x224) with 5 training-free rows at about -33 % and -50 % GFLOPs
+               16x224) with 5 training-free rows (tome r=12 and 24, evit, random, cross_frame)
 
     python benchmarks/compare_scale.py --model tiny --videos 240 --views 5x1
     python benchmarks/compare_scale.py --model videomae_s --videos 36 --views 1x1
