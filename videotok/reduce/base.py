@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from torch import nn
+from torch import Tensor, nn
 
 from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.state import Grid, TokenState
@@ -52,6 +52,11 @@ class Reducer(nn.Module):
     def bind(self, spec: BackboneSpec) -> None:
         """Check the strategy fits the backbone and build any parameters. Raise ValueError if not."""
         self.spec = spec
+
+    def start(self, state: TokenState, video: Tensor) -> TokenState:
+        """The embedded tokens and the clip [B, C, T, H, W] as the model received it -> the state
+        entering block 0. Only strategies that act on the pixels before the blocks (rlt) change it."""
+        return state
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return None
