@@ -170,7 +170,9 @@ class Attention(nn.Module):
         mask = None if valid is None else torch.zeros(valid.shape, device=k.device).masked_fill(~valid, float("-inf"))
         out = []
         for start in range(0, q.shape[2], 256):  # bounded memory: [B, h, 256, N] at a time
-            logits = (q[:, :, start : start + 256].float() @ k.float().transpose(-2, -1)) * self.scale
+            # q scaled before the product, as the authors' attention does: the saliency's min-max
+            # normalisation magnifies rounding where rows are nearly uniform
+            logits = (q[:, :, start : start + 256].float() * self.scale) @ k.float().transpose(-2, -1)
             if mask is not None:
                 logits = logits + mask[:, None, None, :]
             rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N], head-averaged
