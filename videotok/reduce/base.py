@@ -44,6 +44,9 @@ class Reducer(nn.Module):
     # True for strategies that rank tokens by importance (videotok.reduce.importance): pictures of
     # their blocks show it (videotok visualize)
     ranks_by_importance: bool = False
+    # True where how many tokens remain depends on the clip's content before any weight is read
+    # (rlt): no setting has a fixed cost, so there are no -33 % / -50 % presets of it
+    content_aware: bool = False
     # How a TimeSformer block's divided attention runs after this strategy (`videotok reducers`):
     # exact where the tokens keep one counterpart per place and frame, approximate where merged
     # tokens are placed by their patches (videotok.layers.placement).

@@ -114,6 +114,7 @@ class RunLengthTokenization(Reducer):
     """
 
     divided_attention = "approximate (a kept token holds its run of frames at one place; placed by its patches)"
+    content_aware = True
 
     def __init__(
         self,
