@@ -140,3 +140,15 @@ def test_arguments_parse() -> None:
     assert reducer.mean == (0.5,) and reducer.std == (0.5, 0.5, 0.5) and reducer.threshold == 0.2
     with pytest.raises(ValueError, match="positive"):
         build_reducer("rlt", std="0,1,1")
+
+
+def test_bf16_mixed_matches_float32_with_padding() -> None:
+    """Padding stays masked under autocast: the -inf bias and the size-0 tokens survive bf16."""
+    video = clip(2)
+    video[0, :, 2:] = video[0, :, 2:3]  # video 0 pads
+    model = tiny("videomae_tiny", "rlt", threshold=0.1)
+    with torch.no_grad():
+        full = model(video)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(video).float()
+    assert float((half - full).abs().max()) <= 0.05 * float(full.abs().max())

@@ -91,3 +91,13 @@ def test_arguments() -> None:
         tiny("vivit_tiny", "vid_tldr", r="1,1,1,1,1,1,1")
     with pytest.raises(ValueError, match="allowed: r in"):
         tiny("vivit_tiny", "vid_tldr", r="100")
+
+
+def test_bf16_mixed_matches_float32() -> None:
+    model = tiny("vivit_tiny", "vid_tldr", r="30,15")
+    video = clip(2)
+    with torch.no_grad():
+        full = model(video)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(video).float()
+    assert float((half - full).abs().max()) <= 0.05 * float(full.abs().max())
