@@ -70,8 +70,7 @@ def ours(video: torch.Tensor, tubelet: int, threshold: float, mean_std: tuple) -
     """Our kept mask [B, T'*H'*W'] (t-major) and the run length of every kept token [B, T', H', W'] (0 elsewhere)."""
     b, _, t, h, w = video.shape
     grid = (t // tubelet, h // PATCH, w // PATCH)
-    mean, std = (",".join(str(v) for v in values) for values in mean_std)
-    reducer = build_reducer("rlt", threshold=threshold, mean=mean, std=std)
+    reducer = build_reducer("rlt", threshold=threshold, std=",".join(str(v) for v in mean_std[1]))
     reducer.bind(BackboneSpec(depth=1, dim=4, num_heads=1, grid=grid, num_prefix=0, attention="joint"))
     state = TokenState.from_grid(torch.zeros(b, grid[0] * grid[1] * grid[2], 4), grid, num_prefix=0)
     keep = reducer.keep_mask(state, video)  # [B, T', H', W']

@@ -105,6 +105,10 @@ def test_length_encoding_starts_at_zero_and_trains() -> None:
         coded.reducer.length_embed[2].copy_(torch.linspace(-1.0, 1.0, coded.embed_dim))
         assert not torch.allclose(coded(video)[0], plain(video)[0])
         torch.testing.assert_close(coded(video)[1], plain(video)[1])  # no run of 3 in the moving video
+        # run length 1 has its code too, also in a batch where nothing repeats (no padding, no plan)
+        coded.reducer.length_embed[0].copy_(torch.linspace(1.0, -1.0, coded.embed_dim))
+        torch.testing.assert_close(coded(video[1:]), coded(video)[1:], atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(coded(video[1:]), plain(video[1:]))
 
 
 def test_proportional_option_weighs_runs() -> None:
@@ -136,8 +140,9 @@ def test_flops_preset_counts_a_blank_clip() -> None:
 
 
 def test_arguments_parse() -> None:
-    reducer = build_reducer("rlt", mean=0.5, std=[0.5, 0.5, 0.5], threshold="0.2")
-    assert reducer.mean == (0.5,) and reducer.std == (0.5, 0.5, 0.5) and reducer.threshold == 0.2
+    reducer = build_reducer("rlt", std=[0.5, 0.5, 0.5], threshold="0.2")
+    assert reducer.std == (0.5, 0.5, 0.5) and reducer.threshold == 0.2
+    assert build_reducer("rlt", std=0.5).std == (0.5,)
     with pytest.raises(ValueError, match="positive"):
         build_reducer("rlt", std="0,1,1")
 

@@ -12,10 +12,10 @@ mean absolute difference, over the pixels and channels of one patch, between the
 tubelet t and the FIRST frame of tubelet t-1 (tubelet 1: frames t and t-1), on the clip in their
 tokenizer's units: pixels scaled to [0, 1], then ImageNet-normalised (mean 0.485, 0.456, 0.406, std
 0.229, 0.224, 0.225). A tubelet is kept when that difference is strictly greater than `threshold`
-(theirs: `drop_param`, 0.1 in their configs). Our clips arrive normalised by the data's `mean`/`std`
-(a backbone does not know them), so the reducer takes them as arguments and rescales each channel's
-difference by std / ImageNet std, which is exactly the difference the authors' tokenizer would see
-(the means cancel in a difference). Threshold 0 keeps every tubelet that differs at all (exact
+(theirs: `drop_param`, 0.1 in their configs). Our clips arrive normalised by the data's mean and std
+(a backbone does not know them), so the reducer takes the data's `std` as an argument and rescales
+each channel's difference by std / ImageNet std, which is exactly the difference the authors'
+tokenizer would see (the means cancel in a difference). Threshold 0 keeps every tubelet that differs at all (exact
 repeats still go); a negative threshold keeps everything.
 
 Attention and pooling after it (our options, the authors' by default):
@@ -47,16 +47,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)  # the authors' tokenizer normalisation (it
 Channels = Union[str, float, Sequence[float]]
 
 
-def parse_channels(value: Channels, name: str) -> tuple[float, ...]:
-    """"0.45,0.45,0.45", 0.45 or [0.45, 0.45, 0.45] -> a tuple of floats (one value: every channel)."""
+def parse_channels(value: Channels) -> tuple[float, ...]:
+    """"0.225,0.225,0.225", 0.225 or [0.225, 0.225, 0.225] -> positive floats (one value: every channel)."""
     if isinstance(value, str):
         values = tuple(float(v) for v in value.replace(" ", "").split(",") if v)
     elif isinstance(value, (int, float)):
         values = (float(value),)
     else:
         values = tuple(float(v) for v in value)
-    if not values or (name == "std" and min(values) <= 0):
-        raise ValueError(f"rlt: {name}={value!r} must be positive numbers, one per channel or one for all")
+    if not values or min(values) <= 0:
+        raise ValueError(f"rlt: std={value!r} must be positive numbers, one per channel or one for all")
     return values
 
 
@@ -106,8 +106,9 @@ class RunLengthTokenization(Reducer):
 
     threshold: a tubelet is kept when its mean absolute change exceeds it, in the authors' units
         (ImageNet-normalised pixels; 0.1 is their default); 0 keeps all but exact repeats.
-    mean, std: the normalisation of the clips the model receives (the data's `mean`/`std`), to
-        express changes in the authors' units; the project's data default 0.45 / 0.225.
+    std: the per-channel std the clips the model receives were normalised with (the data's `std`; the
+        means cancel in a difference), to express changes in the authors' units; default 0.225, the
+        project's data presets'.
     proportional: False (authors): each kept token counts once in attention and pooling; True: as
         its run length.
     length_encoding: add a learned run-length embedding (parameters: fine-tune).
@@ -121,12 +122,11 @@ class RunLengthTokenization(Reducer):
         threshold: float = 0.1,
         length_encoding: bool = False,
         proportional: bool = False,
-        mean: Channels = "0.45,0.45,0.45",
         std: Channels = "0.225,0.225,0.225",
     ) -> None:
         super().__init__()
         self.threshold, self.length_encoding, self.proportional = float(threshold), bool(length_encoding), bool(proportional)
-        self.mean, self.std = parse_channels(mean, "mean"), parse_channels(std, "std")
+        self.std = parse_channels(std)
         self.adds_parameters = self.length_encoding
 
     def bind(self, spec: BackboneSpec) -> None:
@@ -145,7 +145,7 @@ class RunLengthTokenization(Reducer):
 
     def keep_mask(self, state: TokenState, video: Tensor) -> Tensor:
         """[B, T', H', W'] bool: which tubelets the clip keeps (see the module doc)."""
-        if state.grid is None or state.x.shape[0] != video.shape[0] or state.grid[0] * state.grid[1] == 0:
+        if state.grid is None or state.x.shape[0] != video.shape[0]:
             raise ValueError("rlt needs the tubelets of the whole clip in one token sequence on the full grid "
                              "(not the factorised encoder, whose blocks see one frame at a time)")
         t, h, _ = state.grid
@@ -159,13 +159,13 @@ class RunLengthTokenization(Reducer):
 
     def start(self, state: TokenState, video: Tensor) -> TokenState:
         keep = self.keep_mask(state, video)
-        if bool(keep.all()):
-            return state  # nothing repeats anywhere in the batch: exactly the baseline
-        plan = run_plan(keep, state.num_prefix)
-        out = apply_plan(state, plan, grid=None, frames=None)
-        # merged even where one video kept everything, so every video's attention reads its sizes
-        out = out.replace(merged=True, padded=bool((out.size[:, out.num_prefix :] == 0).any()),
-                          mass=None if self.proportional else out.mass)
+        out = state  # nothing repeats anywhere in the batch: exactly the baseline (plus run length 1's code)
+        if not bool(keep.all()):
+            plan = run_plan(keep, state.num_prefix)
+            out = apply_plan(state, plan, grid=None, frames=None)
+            # merged even where one video kept everything, so every video's attention reads its sizes
+            out = out.replace(merged=True, padded=bool((out.size[:, out.num_prefix :] == 0).any()),
+                              mass=None if self.proportional else out.mass)
         if self.length_encoding:
             runs = out.size[:, out.num_prefix :].long()  # [B, n], 0 for padding
             code = self.length_embed[(runs - 1).clamp_min(0)] * (runs > 0).unsqueeze(-1)  # [B, n, C]
@@ -175,4 +175,4 @@ class RunLengthTokenization(Reducer):
 
     def extra_repr(self) -> str:
         return (f"threshold={self.threshold}, length_encoding={self.length_encoding}, "
-                f"proportional={self.proportional}, mean={self.mean}, std={self.std}")
+                f"proportional={self.proportional}, std={self.std}")
