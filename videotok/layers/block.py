@@ -146,8 +146,7 @@ class Block(nn.Module):
         n = patches.shape[1]
         frames = state.owner.shape[1]
         sizes = self._sizes(state)
-        valid = state.valid
-        patch_valid = None if valid is None else valid[:, p:]  # [B, n], False for padding
+        patch_valid = None if state.valid is None else state.valid[:, p:]  # [B, n], False for padding (rlt)
         placed = place(state.owner, state.pos[:, p:], patch_valid)
 
         # temporal: each token attends to the T tokens at its place, one per frame

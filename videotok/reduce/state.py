@@ -42,7 +42,9 @@ class TokenState:
              counts once whatever its run). None: `size` plays that part.
     padded:  True when some patch tokens are padding (size 0), because a content-aware strategy (rlt)
              keeps a different number of tokens per video: padding holds no patch, is masked as a
-             key in every attention and is left out of pooling (see `valid`).
+             key in every attention and is left out of pooling (see `valid`). Nothing merges it
+             into real tokens: rlt is the model's one reducer and nothing runs after it, and
+             apply_plan weighs a size-0 token at zero, so no merge could move a real token anyway.
     """
 
     x: Tensor
