@@ -56,27 +56,25 @@ def tldr_plan(metric: Tensor, weight: Tensor, r: int, num_prefix: int) -> MergeP
     order, then the B tokens in order (the authors' layout)."""
     b, num_tokens, _ = metric.shape
     n = num_tokens - num_prefix
+    device = metric.device
     with torch.no_grad():
         m = metric[:, num_prefix:].float()
         m = m / m.norm(dim=-1, keepdim=True)
-        a, bb = m[:, 0::2], m[:, 1::2]  # [B, |A|, D], [B, |B|, D]
-        scores = (a @ bb.transpose(1, 2) + 1) / 2  # [B, |A|, |B|], cosine in [0, 1]
+        set_a, set_b = m[:, 0::2], m[:, 1::2]  # [B, |A|, D], [B, |B|, D]
+        scores = (set_a @ set_b.transpose(1, 2) + 1) / 2  # [B, |A|, |B|], cosine in [0, 1] as theirs
         best, target = scores.max(dim=-1)  # [B, |A|]
         edges = best.argsort(dim=-1, descending=True)  # [B, |A|]
-        num_a = a.shape[1]
-        merged_a = torch.zeros(b, num_a, dtype=torch.bool, device=metric.device)
-        merged_a.scatter_(1, edges[:, :r], True)
+        num_a = set_a.shape[1]
+        merged_a = torch.zeros(b, num_a, dtype=torch.bool, device=device).scatter_(1, edges[:, :r], True)
         unmerged_slot = (~merged_a).long().cumsum(dim=1) - 1  # [B, |A|], rank among unmerged A
-        base_b = num_prefix + num_a - r  # first B slot
-        dest_a = torch.where(merged_a, base_b + target, num_prefix + unmerged_slot)
-        dest_b = base_b + torch.arange(bb.shape[1], device=metric.device).expand(b, -1)
-        dest = torch.empty(b, n, dtype=torch.long, device=metric.device)
-        dest[:, 0::2], dest[:, 1::2] = dest_a, dest_b
-        prefix = torch.arange(num_prefix, device=metric.device).expand(b, -1)
-        w = torch.ones(b, n, device=metric.device)
-        w_a = torch.where(merged_a, weight[:, 0::2].float(), torch.ones_like(weight[:, 0::2], dtype=torch.float32))
-        w[:, 0::2] = w_a
-        full_w = torch.cat([torch.ones(b, num_prefix, device=metric.device), w], dim=1)
+        first_b = num_prefix + num_a - r  # slot of the first B token
+        dest = torch.empty(b, n, dtype=torch.long, device=device)
+        dest[:, 0::2] = torch.where(merged_a, first_b + target, num_prefix + unmerged_slot)
+        dest[:, 1::2] = first_b + torch.arange(set_b.shape[1], device=device)
+        w = torch.ones(b, n, device=device)  # 1 for every token but the merged A ones: their saliency
+        w[:, 0::2] = torch.where(merged_a, weight[:, 0::2].float(), w[:, 0::2])
+        prefix = torch.arange(num_prefix, device=device).expand(b, -1)
+        full_w = torch.cat([torch.ones(b, num_prefix, device=device), w], dim=1)
     return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_tokens - r, weight=full_w, weighs_mass=True)
 
 
