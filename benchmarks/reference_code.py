@@ -56,7 +56,9 @@ def sample_clips(frames: int, size: int) -> dict[str, "object"]:
         reader = decord.VideoReader(str(mp4))
         if len(reader) < frames:
             continue
-        video = reader.get_batch(list(range(frames))).asnumpy()  # [T, H, W, 3] uint8
+        batch = reader.get_batch(list(range(frames)))  # [T, H, W, 3] uint8
+        # decord's NDArray, or a torch tensor where some code switched decord's bridge to torch
+        video = batch.asnumpy() if hasattr(batch, "asnumpy") else batch.numpy()
         h, w = video.shape[1:3]
         top, left = (h - size) // 2, (w - size) // 2
         clips[mp4.stem] = video[:, top : top + size, left : left + size]
