@@ -40,6 +40,8 @@ class ReducerCase:
 
 CROSS_FRAME_ONE_FRAME = "cross_frame needs several frames; the factorised encoder's spatial blocks see one"
 
+RLT_ONE_FRAME = "rlt compares tubelets along time; the factorised encoder's spatial blocks see one frame"
+
 CASES: dict[str, ReducerCase] = {
     "none": ReducerCase(noop=Setting({}, reduces=False), active=(Setting({}, reduces=False),)),
     "tome": ReducerCase(
@@ -106,6 +108,23 @@ CASES: dict[str, ReducerCase] = {
             Setting({"r": 20, "layers": "0,2"}, unsupported={"vivit_fe_tiny": CROSS_FRAME_ONE_FRAME}),
             Setting({"r": 8, "window": 1}, unsupported={"vivit_fe_tiny": CROSS_FRAME_ONE_FRAME}),
             Setting({"r": 1, "layers": "1,3", "mode": "frames"}, unsupported={"vivit_fe_tiny": CROSS_FRAME_ONE_FRAME}),
+        ),
+    ),
+    # randn clips change by about 1.1 (authors' units) per patch: 1.11 removes a different share of
+    # each clip's tubelets, so batches really pad
+    "rlt": ReducerCase(
+        noop=Setting({"threshold": 0.0}, reduces=False, unsupported={"vivit_fe_tiny": RLT_ONE_FRAME}),
+        active=(
+            Setting({"threshold": 1.11}, unsupported={"vivit_fe_tiny": RLT_ONE_FRAME}),
+            Setting({"threshold": 1.11, "proportional": True, "length_encoding": True},
+                    unsupported={"vivit_fe_tiny": RLT_ONE_FRAME}),
+        ),
+    ),
+    "vid_tldr": ReducerCase(
+        noop=Setting({"r": 0}, reduces=False),
+        active=(
+            Setting({"r": 8, "layers": "0,1"}),
+            Setting({"r": "12,6,3"}),
         ),
     ),
 }

@@ -33,6 +33,7 @@ def tracked(model: nn.Module, video: torch.Tensor) -> tuple[TokenState, TokenSta
     state = model.embed(video)
     state = state.replace(source=torch.eye(state.num_tokens).expand(state.x.shape[0], -1, -1))
     start = state
+    state = model.reducer.start(state, video)  # pixel-level strategies (rlt) act here
     for i, block in enumerate(model.blocks):
         state = model.reducer.forward_block(block, state, i)
     return start, state

@@ -35,6 +35,7 @@ REDUCERS = {
     "semantic": dict(layer=1, tokens="1x2x2"),
     "random": dict(r=2, layers="0,1"),
     "cross_frame": dict(r=2, layers="1"),
+    "vid_tldr": dict(r=2, layers="0,1"),
 }
 BLOCKS = (0, 1, 2, 5)
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
@@ -113,6 +114,27 @@ def test_dropped_patches_are_greyed():
     greyed = column.panels[column.labels < 0]  # [pixels, 3]
     assert len(greyed) and (greyed.max(-1) - greyed.min(-1) <= 1).all()  # no colour there
     assert len(drawn_ids(column.labels)) == 29 and column.title == "block 0\n29 tokens"
+
+
+def test_rlt_greys_removed_tubelets_and_writes_run_lengths():
+    """A clip whose frames all repeat the first: rlt keeps tubelet 0 of every place, with run 2; the
+    picture's first column (before block 0) greys tubelet 1 and writes the run lengths."""
+    from dataclasses import replace
+
+    model = tiny("vivit_tiny", "rlt", threshold=0.1)
+    video = clip()
+    video[:, 1:] = video[:, :1]
+    kept, last = track(model, video, [5])
+    t, h, w = model.grid
+    assert kept.block == -1 and last.block == 5 and kept.tokens == h * w
+    assert bool((kept.regions[1:] < 0).all()) and bool((kept.regions[0] >= 0).all())
+    assert bool((kept.runs[0] == t).all()) and int(kept.runs.sum()) == t * h * w
+    frames = frames_rgb(video, MEAN, STD)
+    column = draw(frames, [kept], Geometry.of(model), ["rlt"]).columns[1]
+    plain = draw(frames, [replace(kept, runs=None)], Geometry.of(model), ["rlt"]).columns[1]
+    assert column.title == f"before block 0: kept\n{h * w} tokens + CLS"
+    assert not np.array_equal(column.panels[0], plain.panels[0])  # the numbers are written on frame 0
+    np.testing.assert_array_equal(column.panels[2:], plain.panels[2:])  # the removed tubelet: grey, no text
 
 
 # --- every backbone and reducer ----------------------------------------------------------------------

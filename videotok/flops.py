@@ -134,7 +134,8 @@ def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
             macs = macs + _divided(c, p, n_in - p, t, h * w, torch.full_like(n_in, h * w))
         elif block.divided and entering.owner is not None and block.divided_after_merge:
             t, h, w = entering.owner.shape[1:]
-            width = frame_widths(entering.owner, entering.pos[:, p:]).double()
+            real = entering.size[:, p:] > 0  # padding (a content-aware reducer's) joins no frame
+            width = frame_widths(entering.owner, entering.pos[:, p:], real).double()
             macs = macs + _divided(c, p, n_in - p, t, h * w, width)
         else:
             macs = macs + 4 * n_in * c * c + 2 * n_in * n_in * c

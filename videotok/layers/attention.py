@@ -22,6 +22,7 @@ class AttnRequest:
     keys: bool = False  # head-averaged keys, the similarity metric
     cls_attn: bool = False  # CLS-to-token attention row, the importance score
     received_attn: bool = False  # mean attention each token receives (importance without CLS)
+    sharpness: bool = False  # sum of a log a over each token's own head-averaged row (vid_tldr's saliency)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class AttnInfo:
     keys: Optional[Tensor] = None  # [B, N, head_dim]
     cls_attn: Optional[Tensor] = None  # [B, N], head-averaged
     received_attn: Optional[Tensor] = None  # [B, N], mean over heads and queries
+    sharpness: Optional[Tensor] = None  # [B, N], sum_j a_ij log a_ij of the head-averaged row i
 
 
 def size_bias(size: Optional[Tensor], dtype: torch.dtype, valid: Optional[Tensor] = None) -> Optional[Tensor]:
@@ -157,4 +159,22 @@ class Attention(nn.Module):
                 rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N]
                 received += (rows * queries[:, start : start + 256, None]).sum(dim=1)
             info.received_attn = received / queries.sum(1, keepdim=True).clamp_min(1)  # [B, N]
+        if request.sharpness:
+            info.sharpness = self.sharpness(q, k, valid)
         return info
+
+    def sharpness(self, q: Tensor, k: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+        """q, k [B, h, N, d] -> [B, N]: sum_j a_ij log a_ij of each token's attention row averaged over
+        the heads, as vid-TLDR scores it: from the plain softmax (no size bias, whatever the
+        proportional attention adds), padding keys masked. 0 log 0 counts 0 (xlogy)."""
+        mask = None if valid is None else torch.zeros(valid.shape, device=k.device).masked_fill(~valid, float("-inf"))
+        out = []
+        for start in range(0, q.shape[2], 256):  # bounded memory: [B, h, 256, N] at a time
+            # q scaled before the product, as the authors' attention does: the saliency's min-max
+            # normalisation magnifies rounding where rows are nearly uniform
+            logits = (q[:, :, start : start + 256].float() * self.scale) @ k.float().transpose(-2, -1)
+            if mask is not None:
+                logits = logits + mask[:, None, None, :]
+            rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N], head-averaged
+            out.append(torch.special.xlogy(rows, rows).sum(dim=-1))
+        return torch.cat(out, dim=1)

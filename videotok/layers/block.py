@@ -73,7 +73,7 @@ class Block(nn.Module):
             self.temporal_fc = nn.Linear(dim, dim)
 
     def _sizes(self, state: TokenState) -> Optional[Tensor]:
-        return state.size if (self.proportional and state.merged) else None
+        return state.weight if (self.proportional and state.merged) else None
 
     def attend(self, state: TokenState, request: Optional[AttnRequest]) -> tuple[TokenState, Optional[AttnInfo]]:
         """Attention half of the block: divided when the block has a temporal branch (on the grid by
@@ -84,7 +84,7 @@ class Block(nn.Module):
             return self._divided(state, request)
         if self.divided and state.owner is not None and self.divided_after_merge:
             return self._divided_placed(state, request)
-        delta, info = self.attn(self.norm1(state.x), self._sizes(state), request, state.num_prefix)
+        delta, info = self.attn(self.norm1(state.x), self._sizes(state), request, state.num_prefix, state.valid)
         return state.replace(x=state.x + self.drop_path1(self.ls1(delta))), info
 
     def feed_forward(self, state: TokenState) -> TokenState:
@@ -146,14 +146,15 @@ class Block(nn.Module):
         n = patches.shape[1]
         frames = state.owner.shape[1]
         sizes = self._sizes(state)
-        placed = place(state.owner, state.pos[:, p:])
+        patch_valid = None if state.valid is None else state.valid[:, p:]  # [B, n], False for padding (rlt)
+        placed = place(state.owner, state.pos[:, p:], patch_valid)
 
         # temporal: each token attends to the T tokens at its place, one per frame
         res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed.slots, placed.present, placed.anchor)
         patches = patches + self.drop_path1(self.temporal_fc(res_t))
 
         # spatial: [B, n, C] -> [B*T, P+M, C], each frame's tokens padded to M, prefix in each frame
-        buckets = frame_buckets(placed.frame, frames)
+        buckets = frame_buckets(placed.frame, frames, patch_valid)  # padding goes to no frame
         m = buckets.index.shape[-1]
         flat = buckets.index.reshape(b, frames * m)  # [B, T*M], padding points at slot n
         spread = flat.unsqueeze(-1).expand(-1, -1, c)
@@ -174,16 +175,15 @@ class Block(nn.Module):
         res = torch.cat([res_prefix, res_patches[:, :n]], dim=1)
         x = torch.cat([prefix, patches], dim=1) + self.drop_path1(self.ls1(res))
         if info is not None:
-            info = self._buckets_to_video(info, buckets, occupied, p)
+            info = self._buckets_to_video(info, buckets, occupied, p, n)
         return state.replace(x=x), info
 
     @staticmethod
-    def _buckets_to_video(info: AttnInfo, buckets: FrameBuckets, occupied: Tensor, p: int) -> AttnInfo:
-        """Per-frame attention info [B*T, P+M, ...] -> per-video [B, P+n, ...], as `_frames_to_video`
-        (prefix averaged over the occupied frames, patch scores divided by their number), padding
-        discarded."""
+    def _buckets_to_video(info: AttnInfo, buckets: FrameBuckets, occupied: Tensor, p: int, n: int) -> AttnInfo:
+        """Per-frame attention info [B*T, P+M, ...] -> per-video [B, P+n, ...] for n patch tokens, as
+        `_frames_to_video` (prefix averaged over the occupied frames, patch scores divided by their
+        number), the buckets' padding discarded (padding tokens get zeros)."""
         b, frames, m = buckets.index.shape
-        n = int(buckets.count[0].sum())
         flat = buckets.index.reshape(b, frames * m)
         used = occupied.sum(1)  # [B]
 
@@ -205,6 +205,7 @@ class Block(nn.Module):
             keys=merge(info.keys, False),
             cls_attn=merge(info.cls_attn, True),
             received_attn=merge(info.received_attn, True),
+            sharpness=merge(info.sharpness, False),
         )
 
     @staticmethod
@@ -225,4 +226,5 @@ class Block(nn.Module):
             keys=merge(info.keys, False),
             cls_attn=merge(info.cls_attn, True),
             received_attn=merge(info.received_attn, True),
+            sharpness=merge(info.sharpness, False),
         )

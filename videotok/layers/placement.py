@@ -22,6 +22,7 @@ else's footprint.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -49,9 +50,12 @@ class Placement:
         return self.slots.gather(2, where).transpose(1, 2)
 
 
-def anchors(owner: Tensor, pos: Tensor) -> Tensor:
+def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:
     """owner [B, T, H, W] (patch-token index per original patch, -1 dropped), pos [B, n, 3] patch-token
-    centres -> [B, n] long, the flat t-major index of each token's anchor patch."""
+    centres -> [B, n] long, the flat t-major index of each token's anchor patch.
+
+    valid: optional [B, n] bool, False for padding tokens (rlt), which hold no patch by design: they
+    get anchor 0, and only a real token holding no patch is an error."""
     batch, t, h, w = owner.shape
     n = pos.shape[1]
     flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
@@ -73,16 +77,19 @@ def anchors(owner: Tensor, pos: Tensor) -> Tensor:
     candidate = torch.where(is_nearest & held, patch_index, torch.full_like(patch_index, length))
     first = torch.full((batch, n + 1), length, device=owner.device, dtype=torch.long)
     first = first.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
+    if valid is not None:
+        first = torch.where(valid, first, torch.zeros_like(first))
     if bool((first == length).any()):
         raise ValueError("a token holds no patch of the grid (TokenState.owner disagrees with the tokens)")
     return first
 
 
-def place(owner: Tensor, pos: Tensor) -> Placement:
-    """The anchor and frame of every patch token, and who holds each patch (see the module doc)."""
+def place(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Placement:
+    """The anchor and frame of every patch token, and who holds each patch (see the module doc);
+    `valid` as in `anchors`."""
     batch, t, h, w = owner.shape
     held = owner.reshape(batch, t, h * w)  # [B, T, HW]
-    return Placement(anchor=anchors(owner, pos), slots=held.clamp_min(0), present=held >= 0)
+    return Placement(anchor=anchors(owner, pos, valid), slots=held.clamp_min(0), present=held >= 0)
 
 
 @dataclass
@@ -95,26 +102,32 @@ class FrameBuckets:
     count: Tensor
 
 
-def frame_buckets(frame: Tensor, frames: int) -> FrameBuckets:
-    """[B, n] frame of each patch token -> the tokens of every frame in their original order."""
+def frame_buckets(frame: Tensor, frames: int, valid: Optional[Tensor] = None) -> FrameBuckets:
+    """[B, n] frame of each patch token -> the tokens of every frame in their original order.
+
+    valid: optional [B, n] bool; padding tokens (False) join no frame: they go to a spare bucket T
+    that is cut off, so no query and no key of spatial attention is padding."""
     batch, n = frame.shape
-    count = torch.zeros(batch, frames, device=frame.device, dtype=torch.long)
+    if valid is not None:
+        frame = torch.where(valid, frame, torch.full_like(frame, frames))  # padding -> spare bucket T
+    count = torch.zeros(batch, frames + 1, device=frame.device, dtype=torch.long)
     count.scatter_add_(1, frame, torch.ones_like(frame))
-    width = max(int(count.max()), 1)
+    width = max(int(count[:, :frames].max()), 1)
     order = (frame * n + torch.arange(n, device=frame.device)).argsort(dim=1)  # by frame, then position
     sorted_frame = frame.gather(1, order)  # [B, n]
-    start = count.cumsum(1) - count  # [B, T], first sorted position of each frame
+    start = count.cumsum(1) - count  # [B, T+1], first sorted position of each frame
     rank = torch.arange(n, device=frame.device) - start.gather(1, sorted_frame)  # [B, n], slot in the frame
-    slot = sorted_frame * width + rank  # [B, n] in [0, T*M)
-    index = torch.full((batch, frames * width), n, device=frame.device, dtype=torch.long)
+    slot = sorted_frame * width + rank  # [B, n] in [0, T*M) for real tokens; padding lands past it
+    index = torch.full((batch, frames * width + n), n, device=frame.device, dtype=torch.long)
     index.scatter_(1, slot, order)
-    valid = index < n
-    return FrameBuckets(index=index.reshape(batch, frames, width), valid=valid.reshape(batch, frames, width), count=count)
+    index = index[:, : frames * width]
+    found = index < n
+    return FrameBuckets(index=index.reshape(batch, frames, width), valid=found.reshape(batch, frames, width),
+                        count=count[:, :frames])
 
 
-def frame_widths(owner: Tensor, pos: Tensor) -> Tensor:
+def frame_widths(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:
     """[B] the most patch tokens any frame holds once merged tokens are placed (the width divided
-    attention pads each frame's spatial attention to, per video); `pos` [B, n, 3] patch tokens."""
-    frame = place(owner, pos).frame
-    count = torch.zeros(frame.shape[0], owner.shape[1], device=frame.device, dtype=torch.long)
-    return count.scatter_add_(1, frame, torch.ones_like(frame)).amax(dim=1)
+    attention pads each frame's spatial attention to, per video); `pos` [B, n, 3] patch tokens,
+    `valid` as in `anchors` (padding joins no frame)."""
+    return frame_buckets(place(owner, pos, valid).frame, owner.shape[1], valid).count.amax(dim=1)

@@ -56,9 +56,10 @@ class VideoBackbone(nn.Module):
       per video entering each reducer-driven block, then after the last one, is appended (`flops`
       prints it); with a list as `blocks`, what each of them received, then what the last one left,
       as `flops.BlockInput` (from which evaluation costs each view).
-    - `embed(video)` -> the TokenState entering block 0; `blocks` the reducer-driven blocks, run
-      in order as `reducer.forward_block(block, state, i)`; `forward_tokens` does exactly that and
-      applies `norm`.
+    - `embed(video)` -> the embedded TokenState; `reducer.start(state, video)` -> the state entering
+      block 0 (strategies that act on the pixels, rlt, reduce there; the others return it as it is);
+      `blocks` the reducer-driven blocks, run in order as `reducer.forward_block(block, state, i)`;
+      `forward_tokens` does exactly that and applies `norm`.
     - `reducer`: the one reducer, bound once at construction to `spec` (a BackboneSpec: depth,
       width, heads, the grid entering the blocks, prefix count, attention kind, model name), which is
       all a reducer may know about the backbone; its parameters are the backbone's `reducer.*`.
@@ -201,8 +202,9 @@ class VideoBackbone(nn.Module):
 
     def forward_tokens(self, video: Tensor, trace: Optional[list[int]] = None,
                        blocks: Optional[list[BlockInput]] = None) -> TokenState:
-        """`embed`, then every block through the reducer, then `norm`; `trace`, `blocks` as in `forward`."""
-        state = self.embed(video)
+        """`embed`, the reducer's `start`, then every block through the reducer, then `norm`; `trace`,
+        `blocks` as in `forward`."""
+        state = self.reducer.start(self.embed(video), video)
         per_video = self.grid[0] // self.block_grid[0]  # samples the blocks see per video (frames, or 1)
         for i, block in enumerate(self.blocks):
             _record(state, per_video, trace, blocks)
@@ -212,10 +214,10 @@ class VideoBackbone(nn.Module):
 
     def pool(self, state: TokenState) -> Tensor:
         """[B, N, C] -> [B, C]: the CLS token, or the size-weighted mean of the other tokens (the mean
-        over the original patches)."""
+        over the original patches; weighted by `mass` where a strategy sets one; padding weighs 0)."""
         if self.global_pool == "token":
             return state.x[:, 0]
-        w = state.size[:, state.num_prefix :, None]  # float32 sizes: exact weights in bf16 runs
+        w = state.weight[:, state.num_prefix :, None]  # float32 sizes: exact weights in bf16 runs
         return ((state.x[:, state.num_prefix :] * w).sum(1) / w.sum(1)).to(state.x.dtype)
 
     def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,

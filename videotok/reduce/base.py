@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from torch import nn
+from torch import Tensor, nn
 
 from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.state import Grid, TokenState
@@ -44,6 +44,9 @@ class Reducer(nn.Module):
     # True for strategies that rank tokens by importance (videotok.reduce.importance): pictures of
     # their blocks show it (videotok visualize)
     ranks_by_importance: bool = False
+    # True where how many tokens remain depends on the clip's content before any weight is read
+    # (rlt): no setting has a fixed cost, so there are no -33 % / -50 % presets of it
+    content_aware: bool = False
     # How a TimeSformer block's divided attention runs after this strategy (`videotok reducers`):
     # exact where the tokens keep one counterpart per place and frame, approximate where merged
     # tokens are placed by their patches (videotok.layers.placement).
@@ -52,6 +55,11 @@ class Reducer(nn.Module):
     def bind(self, spec: BackboneSpec) -> None:
         """Check the strategy fits the backbone and build any parameters. Raise ValueError if not."""
         self.spec = spec
+
+    def start(self, state: TokenState, video: Tensor) -> TokenState:
+        """The embedded tokens and the clip [B, C, T, H, W] as the model received it -> the state
+        entering block 0. Only strategies that act on the pixels before the blocks (rlt) change it."""
+        return state
 
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return None

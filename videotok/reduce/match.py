@@ -20,13 +20,16 @@ from videotok.reduce.state import Grid, TokenState
 class MergePlan:
     """dest[b, i]: output slot of token i of sample b, in [0, num_out), or -1 to drop it.
 
-    weight: optional [B, N] importance that multiplies size in the feature average only (positions
-    stay a centre of mass, sizes still add).
+    weight: optional [B, N] importance that multiplies size (or mass) in the feature average only
+    (positions stay a centre of mass, sizes still add).
+    weighs_mass: the merged tokens' mass is the weighted sum too (vid_tldr: a token merged with
+    saliency s adds s times its mass, as its authors' sizes do), not the plain sum.
     """
 
     dest: Tensor  # [B, N] long
     num_out: int
     weight: Optional[Tensor] = None  # [B, N] float
+    weighs_mass: bool = False
 
 
 def slots_of_kept(keep: Tensor) -> Tensor:
@@ -43,12 +46,14 @@ def apply_plan(
     grid: Optional[Grid] = None,
     frames: Optional[int] = None,
 ) -> TokenState:
-    """Merge `state` by `plan`: size-weighted averages of x and pos, summed sizes and sources."""
+    """Merge `state` by `plan`: size- (or mass-) weighted averages of x, size-weighted pos, summed sizes
+    and sources."""
     batch, num_tokens, dim = state.x.shape
     kept = plan.dest >= 0
     dest = plan.dest.clamp(min=0)
     size = state.size * kept  # [B, N]; dropped tokens carry no weight
-    weight = size if plan.weight is None else size * plan.weight.float()
+    base = size if state.mass is None else state.mass * kept  # what a token counts for in averages
+    weight = base if plan.weight is None else base * plan.weight.float()
 
     def scatter(values: Tensor, w: Tensor) -> Tensor:
         # values [B, N, D] weighted by w [B, N] -> summed per output slot [B, num_out, D]
@@ -62,6 +67,7 @@ def apply_plan(
     weight_sum = total(weight).clamp_min(1e-12)
     x = (scatter(state.x, weight) / weight_sum.unsqueeze(-1)).to(state.x.dtype)
     new_size = total(size)
+    mass = total(weight) if plan.weighs_mass else (None if state.mass is None else total(base))
     pos = scatter(state.pos, size) / new_size.clamp_min(1e-12).unsqueeze(-1)
     source = None
     if state.source is not None:
@@ -69,7 +75,7 @@ def apply_plan(
     merged = state.merged or bool(plan.num_out < num_tokens)
     owner = None if state.owner is None else follow_owner(state.owner, plan.dest, state.num_prefix)
     return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged,
-                         owner=owner)
+                         owner=owner, mass=mass)
 
 
 def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:

@@ -36,6 +36,15 @@ class TokenState:
              spatial attention groups the tokens by frame, temporal attention finds the token at the
              same place in every other frame. None where a strategy replaces the tokens by something
              without places (semantic tokens), so later blocks attend jointly.
+    mass:    optional [B, N] float, how much each token counts in proportional attention, in later
+             merges' feature averages and in mean pooling, where a strategy makes that differ from
+             `size` (vid_tldr's saliency-weighted sizes; rlt's authors' form, where a kept token
+             counts once whatever its run). None: `size` plays that part.
+    padded:  True when some patch tokens are padding (size 0), because a content-aware strategy (rlt)
+             keeps a different number of tokens per video: padding holds no patch, is masked as a
+             key in every attention and is left out of pooling (see `valid`). Nothing merges it
+             into real tokens: rlt is the model's one reducer and nothing runs after it, and
+             apply_plan weighs a size-0 token at zero, so no merge could move a real token anyway.
     """
 
     x: Tensor
@@ -48,6 +57,8 @@ class TokenState:
     merged: bool = False
     context: Optional[Tensor] = None
     owner: Optional[Tensor] = None
+    mass: Optional[Tensor] = None
+    padded: bool = False
 
     @classmethod
     def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
@@ -82,6 +93,16 @@ class TokenState:
     @property
     def num_patches(self) -> int:
         return self.x.shape[1] - self.num_prefix
+
+    @property
+    def weight(self) -> Tensor:
+        """[B, N]: what each token counts for in attention and pooling (`mass`, else `size`)."""
+        return self.size if self.mass is None else self.mass
+
+    @property
+    def valid(self) -> Optional[Tensor]:
+        """[B, N] bool, False for padding tokens (size 0); None when there is no padding."""
+        return self.size > 0 if self.padded else None
 
     def replace(self, **changes) -> "TokenState":
         return replace(self, **changes)

@@ -7,6 +7,8 @@ original patch it holds, so a token spanning frames (cross_frame, tubelets) has 
 every frame, and a token that survives several blocks keeps its colour from block to block. Where
 the block has a heat map (the importance a reducer ranks by, or what semantic tokens draw from), a
 second panel shows it over the frame's luminance, with the outlines of the tokens it was measured on.
+A pixel-level reducer (rlt) gets a first column, before block 0: the tubelets it removed as repeats
+grey, each kept one with the length of its run written in it.
 """
 from __future__ import annotations
 
@@ -127,7 +129,27 @@ class Column:
 
 def token_title(item: BlockMap) -> str:
     prefix = {0: "", 1: " + CLS"}.get(item.prefix, f" + {item.prefix} CLS")
+    if item.block < 0:
+        return f"before block 0: kept\n{item.tokens} tokens{prefix}"
     return f"block {item.block}\n{item.tokens} tokens{prefix}"
+
+
+def label_runs(panels: np.ndarray, runs: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Write each kept tubelet's run length (runs [T', H', W'], 0 = removed) in its patch, on the
+    first frame of the tubelet: [T, H, W, 3] uint8 -> the same, labelled."""
+    side = geometry.patch * geometry.scale
+    font = _font(max(8, min(14, side - 4)))
+    out = panels.copy()
+    for t in range(runs.shape[0]):
+        frame = t * geometry.tubelet
+        if frame >= len(out) or not runs[t].any():
+            continue
+        image = Image.fromarray(out[frame])
+        pen = ImageDraw.Draw(image)
+        for h, w in zip(*np.nonzero(runs[t])):
+            pen.text((int(w) * side + 2, int(h) * side + 1), str(int(runs[t, h, w])), fill=TEXT, font=font)
+        out[frame] = np.asarray(image)
+    return out
 
 
 def block_columns(frames: np.ndarray, item: BlockMap, geometry: Geometry) -> list[Column]:
@@ -135,7 +157,10 @@ def block_columns(frames: np.ndarray, item: BlockMap, geometry: Geometry) -> lis
     regions = item.regions.cpu().numpy()
     labels = geometry.pixels(regions)[: len(frames)]
     ids, colours = colour_index(regions)
-    columns = [Column(token_title(item), region_panels(frames, labels, ids, colours), labels)]
+    panels = region_panels(frames, labels, ids, colours)
+    if item.runs is not None:  # rlt: removed tubelets are grey, kept ones carry their run length
+        panels = label_runs(panels, item.runs.cpu().numpy(), geometry)
+    columns = [Column(token_title(item), panels, labels)]
     if item.heat is not None:
         heat = geometry.pixels(item.heat.float().cpu().numpy())[: len(frames)]
         around = geometry.pixels(item.heat_regions.cpu().numpy())[: len(frames)]

@@ -44,6 +44,9 @@ class BlockMap:
     heat: Optional[Tensor] = None  # [T', H', W'] float, NaN where no token holds the patch
     heat_regions: Optional[Tensor] = None  # [T', H', W'] the tokens `heat` was measured on
     heat_label: str = ""  # "CLS attention", "attention received" or "semantic attention"
+    # pixel-level reducers (rlt), block -1 = before block 0: the run length of the token at the tubelet
+    # it kept, 0 at the tubelets it removed as repeats (greyed in `regions`)
+    runs: Optional[Tensor] = None
 
 
 @contextmanager
@@ -100,13 +103,14 @@ class _Tracker:
         self.crosses: list[tuple[Attention, Tensor, Tensor, Optional[Tensor]]] = []
         self.drawn: Optional[Tensor] = None  # [S, N, n0] attention maps of tokens made by cross-attention
         self.context_maps: Optional[Tensor] = None  # maps of the keys-only tokens in TokenState.context
+        self.start_map: Optional[BlockMap] = None  # what the reducer's `start` did, when it changed anything
 
     @contextmanager
     def installed(self) -> Iterator[None]:
         with ExitStack() as stack:
             stack.enter_context(_shadowed(self.model, "embed", self._embed(self.model.embed)))
             for name, wrap in (("forward_block", self._forward_block), ("request", self._request),
-                               ("reduce", self._reduce)):
+                               ("reduce", self._reduce), ("start", self._start)):
                 stack.enter_context(_shadowed(self.reducer, name, wrap(getattr(self.reducer, name))))
             for block in self.model.blocks:
                 stack.enter_context(_shadowed(block.attn, "cross", self._cross(block.attn)))
@@ -122,6 +126,15 @@ class _Tracker:
             return state.replace(source=identity.unsqueeze(0).expand(samples, n, n))  # [S, N, N0]
 
         return embed
+
+    def _start(self, original: Callable) -> Callable:
+        def start(state: TokenState, video: Tensor) -> TokenState:
+            out = original(state, video)
+            if out is not state:
+                self.start_map = self._kept_map(out)
+            return out
+
+        return start
 
     def _forward_block(self, original: Callable) -> Callable:
         def forward_block(block: Any, state: TokenState, layer: int) -> TokenState:
@@ -199,6 +212,9 @@ class _Tracker:
             return
         self.drawn = cross_weights(attn, queries, context, context_size) @ keys  # [S, Nq, n0]
 
+    def _kept_map(self, out: TokenState) -> BlockMap:
+        return _kept_map_of(out, self.model.grid)
+
     def _block_map(self, layer: int, out: TokenState) -> BlockMap:
         grid = self.model.grid
         samples, p = out.x.shape[0], out.num_prefix
@@ -216,6 +232,26 @@ class _Tracker:
             result.heat, result.heat_regions = heat.reshape(grid), _video_ids(before, score.shape[1] - p).reshape(grid)
             result.heat_label = "CLS attention" if p >= 1 else "attention received"
         return result
+
+
+def _kept_map_of(out: TokenState, grid: tuple[int, int, int]) -> BlockMap:
+    """The tokens leaving a pixel-level reducer (rlt), as block -1: each token is drawn at the first
+    tubelet it holds (the one it kept); the other tubelets it stands for are removed repeats, greyed,
+    and `runs` gives each kept tubelet the number of tubelets its token stands for."""
+    p = out.num_prefix
+    labels = token_of_patch(shares(out), p)  # [S, n0]
+    samples, n0 = labels.shape
+    index = torch.arange(n0, device=labels.device).expand(samples, -1)
+    spare = out.num_patches  # patches no token holds go to a spare slot
+    holder = torch.where(labels >= 0, labels, torch.full_like(labels, spare))
+    first = torch.full((samples, spare + 1), n0, device=labels.device, dtype=torch.long)
+    first = first.scatter_reduce(1, holder, index, reduce="amin")  # [S, n+1], each token's first patch
+    kept = (labels >= 0) & (first.gather(1, holder) == index)
+    size = torch.cat([out.size[:, p:], out.size.new_zeros(samples, 1)], dim=1).gather(1, holder)  # [S, n0]
+    runs = torch.where(kept, size.round().long(), torch.zeros_like(labels))
+    regions = _video_ids(torch.where(kept, labels, torch.full_like(labels, -1)), out.num_patches)
+    real = int((out.size[:, p:] > 0).sum())  # padding tokens are not tokens of this clip
+    return BlockMap(block=-1, tokens=real, prefix=p * samples, regions=regions.reshape(grid), runs=runs.reshape(grid))
 
 
 def _video_ids(labels: Tensor, per_sample: int) -> Tensor:
@@ -238,7 +274,8 @@ def check_blocks(blocks: Sequence[int], depth: int, option: str = "--blocks") ->
 def track(model: VideoBackbone, video: Tensor, blocks: Sequence[int]) -> list[BlockMap]:
     """Run `model` on one clip `video` [C, T, H, W] or [1, C, T, H, W] (normalised, the model's
     shape) and return the map of every block in `blocks`, in block order. The model runs in eval
-    mode (its previous mode is restored) and comes out unchanged."""
+    mode (its previous mode is restored) and comes out unchanged. A reducer that acts on the pixels
+    before block 0 (rlt) adds a first map, block -1: what it kept."""
     blocks = check_blocks(blocks, len(model.blocks))
     video = video.unsqueeze(0) if video.ndim == 4 else video
     if video.shape[0] != 1:
@@ -252,4 +289,5 @@ def track(model: VideoBackbone, video: Tensor, blocks: Sequence[int]) -> list[Bl
             model.forward_tokens(video.to(device=parameter.device, dtype=parameter.dtype))
     finally:
         model.train(was_training)
-    return [tracker.maps[b] for b in blocks]
+    kept = [tracker.start_map] if tracker.start_map is not None else []  # rlt: before block 0
+    return kept + [tracker.maps[b] for b in blocks]
