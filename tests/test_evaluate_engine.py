@@ -19,6 +19,8 @@ ROWS = {  # content-dependent costs on TimeSformer: merged tokens fill the frame
     "tome_global": ("tome", {"r": 8, "scope": "global"}),
     "evit": ("evit", {"keep_rate": 0.7, "layers": "0,1"}),
     "cross_frame": ("cross_frame", {"r": 6}),
+    "rlt": ("rlt", {"threshold": 0.1}),  # a count that follows the pixels
+    "vid_tldr": ("vid_tldr", {"r": "12,6"}),
 }
 
 
@@ -88,7 +90,9 @@ def test_gflops_per_view_is_the_counter_on_each_view(synthetic_data_dir, synthet
         counted = [measure_cost(model, video=batch["video"][i:i + 1]).gflops
                    for batch in dm.evaluation_dataloader("test", (1, 1)) for i in range(len(batch["video"]))]
         assert len(counted) == 12
-        assert result.gflops_per_view == pytest.approx(sum(counted) / len(counted), rel=1e-4), reducer
+        # within 0.1 % (the target is 1 %): the formula leaves out what a reducer's own scoring costs
+        # on the padded frames (vid_tldr's attention sharpness), which the blank clip's anchor holds
+        assert result.gflops_per_view == pytest.approx(sum(counted) / len(counted), rel=1e-3), reducer
         assert result.gflops_per_view_blank == pytest.approx(measure_cost(model).gflops, rel=1e-9)
         varied.append(len({round(c, 7) for c in counted}) > 1)
     assert any(varied)  # the clips really cost differently
