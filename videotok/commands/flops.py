@@ -10,7 +10,7 @@ from videotok.config import load_config, with_published
 from videotok.flops import Cost, measure_cost
 from videotok.models import VideoBackbone, create_model
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
-from videotok.settings import resolve_model_settings
+from videotok.settings import published_checkpoint, resolve_model_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,7 +38,8 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, ReducerCh
     name, overrides = args.model, {}
     if args.config or args.pretrained:
         config = with_published(load_config(args.config) if args.config else {}, args.pretrained)
-        settings = resolve_model_settings(config, reducer)
+        published = published_checkpoint(config)  # its classifier's width, where it has one
+        settings = resolve_model_settings(config, reducer, num_classes=len(published.classes) if published else None)
         name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer
     if not name:
         raise ValueError("--model NAME (or --config, or --pretrained) is required; `videotok models` lists the names")
