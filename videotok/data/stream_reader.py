@@ -28,8 +28,9 @@ from videotok.data.video_reader import frame_indices
 
 MAX_DECODED_FRAMES = 20_000  # per video: about 14 minutes at 24 fps
 # FFmpeg's only Theora decoder (vp3) rejects most frame packets of some streams ("error in
-# unpack_block_qpis"), measured alike with FFmpeg 6.1 (PyAV 12) and 8.0 (PyAV 18, decord2) and with
-# every threading option: nothing a reader can change. The skip reason says so.
+# unpack_block_qpis"), measured alike with FFmpeg 6.1 (PyAV 12) and 8.0 (PyAV 18, decord2), with every
+# threading option, and with the packets and headers read from the Ogg pages directly instead of by
+# FFmpeg's demuxer (identical): nothing a reader can change. The skip reason says so.
 THEORA_HINT = "FFmpeg's Theora decoder rejects this stream (any FFmpeg, any threading): re-encode it, e.g. to H.264"
 
 
