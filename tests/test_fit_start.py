@@ -83,3 +83,26 @@ def test_fit_from_image_weights_says_what_it_loaded(synthetic_data_dir, tmp_path
     # temporal branch of 6 blocks are inflated; temporal_fc of 6 blocks and the 6-class head are new
     assert (f"model.pretrained {tmp_path / 'vit.pth'}: 76 tensors loaded, 39 inflated, 14 new"
             in result.stdout), result.stdout[-2000:]
+
+
+def test_compare_fine_tunes_a_published_baseline_on_other_classes(published4, synthetic_data_dir, tmp_path, capsys):
+    """compare with model.published of 4 classes on the 6-class set: only with finetune_published,
+    the baseline is fine-tuned first with a new head; the training-free rows run on it."""
+    compare = {"run_dir": str(tmp_path / "run"), "views": [1, 1], "finetune_epochs": 1,
+               "strategies": [{"name": "tome_r1", "reducer": "tome", "reducer_args": {"r": 1}}]}
+    config = {"data": {"data_dir": str(synthetic_data_dir), "batch_size": 8, "num_workers": 0, "eval_short_side": 32,
+                       "train_scale": [32, 40]},
+              "trainer": {"accelerator": "cpu", "precision": "32", "log_every_n_steps": 1},
+              "compare": compare}
+    path = tmp_path / "compare.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["compare", "--config", str(path), "--pretrained", str(published4), "--no-progress"]) == 2
+    assert "has 4 classes, the data 6: compare.finetune_published: true" in capsys.readouterr().err
+    compare["finetune_published"] = True
+    path.write_text(yaml.safe_dump(config))
+    assert main(["compare", "--config", str(path), "--pretrained", str(published4), "--no-progress"]) == 0
+    assert "fine-tuning the published checkpoint on the data's classes (a new head" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert [(r["name"], r["trained"]) for r in rows] == [("baseline", "fine-tuned"), ("tome_r1", "training-free")]
+    assert "fine-tuned 1 epoch on these classes (a new head)" in (tmp_path / "run" / "report.md").read_text()
+    assert (tmp_path / "run" / "baseline" / "checkpoints" / "last.ckpt").is_file()

@@ -67,7 +67,9 @@ class RowResult:
     @property
     def trained(self) -> str:
         if self.strategy is None:
-            return "published" if self.result.extra.get("published") else "trained"
+            if self.result.extra.get("published"):
+                return "fine-tuned" if self.result.extra.get("published_new_head") else "published"
+            return "trained"
         return self.strategy.trained
 
 
@@ -188,7 +190,12 @@ class Comparison:
         if loaded is not None:
             self._announce(n, BASELINE, f"done earlier, loaded {self.settings.row_dir(BASELINE) / RESULT_FILE}")
             return RowResult(BASELINE, None, loaded, loaded=True)
-        if self.settings.published:
+        if self.settings.published_new_head:
+            epochs = self.settings.finetune_epochs
+            self._train_row(n, BASELINE, self.baseline_training, epochs,
+                            f"fine-tuning the published checkpoint on the data's classes (a new head, {epochs} epoch(s))",
+                            lambda: build_classifier(self.config, self.datamodule, new_head=True, **self.settings.finetune))
+        elif self.settings.published:
             self._announce(n, BASELINE, f"the published checkpoint {self.settings.published}, as it is (no training)")
         elif self.settings.baseline_checkpoint:
             self._announce(n, BASELINE, f"using the given checkpoint {self.settings.baseline_checkpoint}")
@@ -204,7 +211,7 @@ class Comparison:
 
     def baseline_checkpoint_path(self) -> Optional[Path]:
         """The baseline's videotok checkpoint; None when its weights are model.published's."""
-        if self.settings.published:
+        if self.settings.published and not self.settings.published_new_head:
             return None
         if self.settings.baseline_checkpoint:
             return Path(self.settings.baseline_checkpoint)
@@ -226,7 +233,8 @@ class Comparison:
         self._train_row(
             n, strategy.name, training, epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
-            lambda: build_classifier(self.config, self.datamodule, strategy.choice, **{**self.settings.finetune, **start}),
+            lambda: build_classifier(self.config, self.datamodule, strategy.choice,
+                                     new_head=self.settings.published_new_head, **{**self.settings.finetune, **start}),
         )
         self._announce(n, strategy.name, "evaluating")
         checkpoint = last_checkpoint(self.settings.row_dir(strategy.name))
@@ -314,7 +322,7 @@ class Comparison:
             precision=self.precision,
             extra={"row": BASELINE if strategy is None else strategy.name,
                    "reducer_args": dict(reducer.args), "checkpoint": str(checkpoint or self.settings.published),
-                   "published": self.settings.published,
+                   "published": self.settings.published, "published_new_head": self.settings.published_new_head,
                    "signature": signature, "machine": machine_description(self.device),
                    "torch": torch.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         )
