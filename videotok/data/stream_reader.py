@@ -15,7 +15,6 @@ repeats the previous frame, as players show it; PyAV would take it for the end o
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -24,7 +23,7 @@ import torch
 
 from videotok.data.failures import VideoLoadError
 from videotok.data.pytorchvideo_compat import Video
-from videotok.data.video_reader import frame_indices
+from videotok.data.frames import frame_indices
 
 MAX_DECODED_FRAMES = 20_000  # per video: about 14 minutes at 24 fps
 # FFmpeg's only Theora decoder (vp3) rejects most frame packets of some streams ("error in

@@ -18,7 +18,6 @@ like. Only a missing or empty file is refused before a decoder is asked (``file_
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Optional
@@ -26,6 +25,7 @@ from typing import Optional
 import torch
 
 from videotok.data.failures import VideoLoadError
+from videotok.data.frames import frame_indices, subsample_indices
 from videotok.data.pytorchvideo_compat import DECODERS, EncodedVideo, Video, video_fps
 
 NO_FALLBACK = "none"
@@ -74,26 +74,6 @@ def file_problem(path: str) -> Optional[str]:
     if os.path.getsize(path) == 0:
         return "empty file (0 bytes)"
     return None
-
-
-def subsample_indices(num_available: int, num_samples: int) -> list[int]:
-    """``UniformTemporalSubsample``'s choice of ``num_samples`` of ``num_available`` frames."""
-    picks = torch.linspace(0, num_available - 1, num_samples).clamp(0, num_available - 1).long()
-    return picks.tolist()
-
-
-def frame_indices(fps: float, num_frames: int, start_sec: float, end_sec: float,
-                  num_samples: Optional[int]) -> list[int]:
-    """The frames of [start_sec, end_sec) with PyTorchVideo's rounding, ``num_samples`` of them
-    spread as ``UniformTemporalSubsample`` spreads them (empty when the window holds none)."""
-    start = math.ceil(fps * start_sec)  # same rounding as PyTorchVideo's decord reader
-    end = min(math.ceil(fps * end_sec), num_frames)
-    if start >= end:
-        return []
-    indices = list(range(start, end))
-    if num_samples is not None:
-        indices = [indices[i] for i in subsample_indices(len(indices), num_samples)]
-    return indices
 
 
 class DecordVideo(Video):
