@@ -110,7 +110,7 @@ def test_per_class_changes_match_classes_by_name_and_rank_gains_and_losses():
 # -- the files ------------------------------------------------------------------------------------
 
 def outputs(tmp_path: Path, rows: list[RowResult], skipped=()) -> dict[str, Path]:
-    settings = SimpleNamespace(baseline_checkpoint=None, published=None, finetune_epochs=1)
+    settings = SimpleNamespace(baseline_checkpoint=None, published=None, published_new_head=False, finetune_epochs=1)
     config = {"data": {"num_frames": 8, "crop_size": 64}, "trainer": {"max_epochs": 2}}
     return write_outputs(tmp_path, rows, settings, config, skipped=skipped)
 

@@ -60,3 +60,39 @@ def test_from_scratch_time_embedding_is_random():
     video = torch.randn(1, 3, 8, 96, 96)
     with torch.no_grad():
         assert not torch.allclose(model(video), model(video.flip(2)), atol=1e-6)
+
+
+def test_loading_says_what_was_loaded_inflated_and_new(image_vit, tmp_path: Path, caplog):
+    """Every tensor of a tiny TimeSformer is accounted for once: loaded as it was, inflated, or new."""
+    import logging
+
+    from videotok.models.pretrained import load_image_weights
+
+    path = tmp_path / "vit.pth"
+    torch.save(image_vit.state_dict(), path)
+    model = create_model("timesformer_tiny", num_frames=4, img_size=96, num_classes=10)  # other classes: new head
+    with caplog.at_level(logging.INFO, logger="videotok.models.pretrained"):
+        report = load_image_weights(model, str(path))
+    depth = len(model.blocks)
+    temporal = 6 * depth  # temporal_attn qkv and proj, temporal_norm1 (weight and bias each), from the spatial ones
+    assert sorted(report.new) == sorted(["head.weight", "head.bias", *[f"blocks.{i}.temporal_fc.{p}"
+                                                                        for i in range(depth) for p in ("weight", "bias")]])
+    assert {"patch_embed.proj.weight", "time_embed"} <= set(report.inflated) and len(report.inflated) == 2 + temporal
+    assert len(report.loaded) + len(report.inflated) + len(report.new) == len(model.state_dict())
+    assert report.skipped == ["head.weight (6, 96) (model: (10, 96))", "head.bias (6,) (model: (10,))"]
+    assert report.summary() == (f"model.pretrained {path}: {len(report.loaded)} tensors loaded, {2 + temporal} inflated, "
+                                f"{len(report.new)} new (2 of the file's not used)")
+    assert f"{path} new ({len(report.new)}): " in caplog.text and "blocks.0.temporal_fc.weight" in caplog.text
+
+
+def test_a_file_of_another_model_is_refused_naming_the_mismatch(tmp_path: Path):
+    """A ViT of another width, or a video checkpoint of another family, fills almost nothing."""
+    wide = timm.create_model("vit_tiny_patch16_224", pretrained=False, **{**TINY_VIT, "embed_dim": 192})
+    torch.save(wide.state_dict(), tmp_path / "wide.pth")
+    with pytest.raises(ValueError, match=r"fills 0 of the \d+ backbone tensors of timesformer_tiny \(embed_dim 96\); "
+                                         r"shapes differ: .*\(model: "):
+        create_model("timesformer_tiny", pretrained=str(tmp_path / "wide.pth"))
+    torch.save({"videomae.embeddings.patch_embeddings.projection.weight": torch.zeros(96, 3, 2, 16, 16)},
+               tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"names it has that the model lacks: videomae\.embeddings.*model\.published"):
+        create_model("timesformer_tiny", pretrained=str(tmp_path / "other.pth"))

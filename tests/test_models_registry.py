@@ -98,3 +98,18 @@ def test_a_model_is_named_by_the_patch_and_image_size_it_is_built_with():
     assert renamed.spec.model == renamed.model_name and renamed.grid == (8, 16, 16)
     assert default_views(renamed.model_name) == (1, 3)
     assert model_spec("timesformer_small_patch16_224", patch_size=14) == renamed.spec
+
+
+def test_a_sized_name_builds_the_width_it_states():
+    """Published checkpoints of widths no name has are built under a name stating them; the name
+    alone rebuilds the model, and overrides may not contradict it."""
+    with torch.device("meta"):
+        model = create_model("timesformer_d192_l3_h4_patch16_224", num_frames=4)
+        assert (model.embed_dim, len(model.blocks), model.spec.num_heads, model.img_size) == (192, 3, 4, 224)
+        assert model.model_name == "timesformer_d192_l3_h4_patch16_224" and model.spec.attention == "divided"
+        assert create_model("videomae_base_patch16_224", depth=4).model_name == "videomae_d768_l4_h12_patch16_224"
+        assert create_model("vivit_fe_d96_l2_h3_patch16_96").model_name == "vivit_fe_d96_l2_h3_patch16_96"
+    with pytest.raises(ValueError, match=r"overrides contradict it: depth=2 \(the name says 3\)"):
+        create_model("timesformer_d192_l3_h4_patch16_224", depth=2)
+    with pytest.raises(ValueError, match="unknown model 'resnet_d192_l3_h4_patch16_224'"):
+        create_model("resnet_d192_l3_h4_patch16_224")

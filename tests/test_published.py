@@ -273,7 +273,8 @@ def videomae_original_state(hf_state: dict[str, torch.Tensor]) -> dict[str, torc
            "patch_embed.proj.bias": hf_state["videomae.embeddings.patch_embeddings.projection.bias"],
            "fc_norm.weight": hf_state["fc_norm.weight"], "fc_norm.bias": hf_state["fc_norm.bias"],
            "head.weight": hf_state["classifier.weight"], "head.bias": hf_state["classifier.bias"]}
-    for i in range(TINY["num_hidden_layers"]):
+    depth = len({k.split(".")[3] for k in hf_state if k.startswith("videomae.encoder.layer.")})
+    for i in range(depth):
         hf = f"videomae.encoder.layer.{i}."
         own = hf + "attention.attention."
         qkv = [hf_state[own + f"{n}.weight"] for n in ("query", "key", "value")]
@@ -421,10 +422,50 @@ def test_hub_id_offline_says_to_download_elsewhere(monkeypatch):
         load_published("someone/videomae-nowhere")
 
 
-def test_width_without_a_registered_model(tmp_path):
-    folder = save_hf(tmp_path, hf_model("timesformer", hidden_size=64, num_attention_heads=2, intermediate_size=256))
-    with pytest.raises(ValueError, match=r"64 dims.*timesformer_tiny \(96 dims, 6 blocks, 3 heads\)"):
-        load_published(str(folder))
+UNREGISTERED = {  # widths, depths and head counts no registered name has
+    "timesformer": dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=192),
+    "vivit": dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96),
+    "videomae": dict(hidden_size=72, num_hidden_layers=1, num_attention_heads=6, intermediate_size=288),
+}
+
+
+@pytest.mark.parametrize("family", ["timesformer", "vivit", "videomae"])
+def test_any_size_is_built_from_the_sizes_it_states(tmp_path, caplog, family):
+    """A width, depth and head count no registered name has is built from config.json under a name
+    stating them, gives transformers' logits, and the name rebuilds the same model."""
+    from videotok.models import create_model
+
+    reference = hf_model(family, **UNREGISTERED[family])
+    folder = save_hf(tmp_path, reference)
+    with caplog.at_level(logging.INFO, logger="videotok.models.published"):
+        ckpt = load_published(str(folder))
+    sizes = UNREGISTERED[family]
+    name = f"{family}_d{sizes['hidden_size']}_l{sizes['num_hidden_layers']}_h{sizes['num_attention_heads']}_patch16_{SIZE}"
+    assert ckpt.model == name and f"match no registered {family} model" in caplog.text
+    model = ckpt.build()
+    assert model.model_name == name and len(model.blocks) == sizes["num_hidden_layers"]
+    assert model.spec.num_heads == sizes["num_attention_heads"]
+    video = torch.randn(1, 3, FRAMES, SIZE, SIZE)
+    with torch.no_grad():
+        expected = reference(pixel_values=video.transpose(1, 2)).logits
+        assert (model(video) - expected).abs().max() <= TOLERANCE
+    rebuilt = create_model(name, **{k: v for k, v in ckpt.model_args.items() if k != "num_heads"})
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(video), model(video))
+
+
+def test_any_size_without_a_config_takes_vits_heads(tmp_path):
+    """The original VideoMAE .pth states no heads: 64 dims per head, as every ViT."""
+    reference = hf_model("videomae", hidden_size=128, num_hidden_layers=1, num_attention_heads=2, intermediate_size=256)
+    state = videomae_original_state(reference.state_dict())
+    torch.save({"module": state}, tmp_path / "videomae_small.pth")
+    ckpt = load_published(str(tmp_path / "videomae_small.pth"))
+    assert ckpt.model == "videomae_d128_l1_h2_patch16_224" and ckpt.model_args["num_heads"] == 2
+    from videotok.models import create_model
+
+    with pytest.raises(ValueError, match=r"states its sizes; the overrides contradict it: num_heads=4 \(the name says 2\)"):
+        create_model(ckpt.model, num_heads=4)
 
 
 def test_videomae_without_mean_pooling_is_refused(tmp_path):

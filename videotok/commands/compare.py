@@ -18,7 +18,8 @@ def add_parser(subparsers: Any) -> None:
                     "accuracy_vs_clips_per_second.png to the run folder. A rerun resumes: finished rows are "
                     "loaded, not recomputed. With no --config it runs the embedded default (synthetic set, generated on first use, on the CPU). "
                     "With --pretrained (or model.published) the baseline is a published checkpoint: nothing "
-                    "is trained unless compare.finetune_published asks for the reducers with parameters. "
+                    "is trained unless compare.finetune_published asks for the reducers with parameters (or, on data "
+                    "of other classes, for the baseline: fine-tuned first with a new head). "
                     "Every row is evaluated in one pass over the split (each clip decoded once), on the devices "
                     "of --accelerator/--devices/--num_nodes/--strategy (else the config's trainer section); an "
                     "interrupted pass resumes from <run-dir>/pass/ when the same command runs again.",

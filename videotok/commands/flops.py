@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
-from videotok.config import load_config
+from videotok.config import load_config, with_published
 from videotok.flops import Cost, measure_cost
 from videotok.models import VideoBackbone, create_model
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
-from videotok.settings import resolve_model_settings
+from videotok.settings import published_checkpoint, resolve_model_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,6 +20,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", help="take model, frames, size and reducer from this config")
     parser.add_argument("--model", help="model name (see `videotok models`)")
+    parser.add_argument("--pretrained", metavar="SOURCE", help="the backbone a published video checkpoint builds "
+                        "(a file, a folder or a hub id; its clip shape too)")
     parser.add_argument("--num-frames", type=int)
     parser.add_argument("--img-size", type=int)
     parser.add_argument("--patch-size", type=int, help="patch side in pixels (e.g. 14 for a DINOv2-style ViT-S/14)")
@@ -34,11 +36,13 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, ReducerCh
     then `--model`, the shape options and `--reducer` override it."""
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
     name, overrides = args.model, {}
-    if args.config:
-        settings = resolve_model_settings(load_config(args.config), reducer)
+    if args.config or args.pretrained:
+        config = with_published(load_config(args.config) if args.config else {}, args.pretrained)
+        published = published_checkpoint(config)  # its classifier's width, where it has one
+        settings = resolve_model_settings(config, reducer, num_classes=len(published.classes) if published else None)
         name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer
     if not name:
-        raise ValueError("--model NAME (or --config) is required; `videotok models` lists the names")
+        raise ValueError("--model NAME (or --config, or --pretrained) is required; `videotok models` lists the names")
     for key in ("num_frames", "img_size", "patch_size", "tubelet_size", "num_classes"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)

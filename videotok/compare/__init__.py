@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -24,6 +24,7 @@ from videotok.compare.settings import (
     parse_settings,
 )
 from videotok.evaluate import Runtime
+from videotok.settings import published_checkpoint
 from videotok.train.build import build_datamodule
 
 
@@ -39,8 +40,25 @@ def prepare(config: dict, run_dir: Optional[str] = None, only: Optional[list[str
     """Everything that can be wrong with a config, found before any work: the `compare:` section,
     the data options, each row's reducer bound to the backbone, and whether it adds parameters."""
     settings = parse_settings(config, run_dir=run_dir, only=only, visualize=visualize)
-    build_datamodule(config)  # checks the data options; reads no file yet
-    return replace(settings, strategies=check_strategies(config, settings.strategies))
+    datamodule = build_datamodule(config)  # checks the data options; reads no file yet
+    new_head = published_new_head(config, datamodule, settings)
+    return replace(settings, strategies=check_strategies(config, settings.strategies), published_new_head=new_head)
+
+
+def published_new_head(config: dict, datamodule: Any, settings: CompareSettings) -> bool:
+    """Whether `model.published` has other classes than the data (its classes.txt read here): its
+    baseline is then fine-tuned on them first with a new head, which compare.finetune_published
+    must allow."""
+    if not settings.published:
+        return False
+    published = published_checkpoint(config)
+    if len(published.classes) == datamodule.num_classes:
+        return False
+    if not settings.finetune_published:
+        raise ValueError(f"model.published {settings.published} has {len(published.classes)} classes, the data "
+                         f"{datamodule.num_classes}: compare.finetune_published: true fine-tunes it on the data's "
+                         "classes first (a new head, compare.finetune_epochs), then compares on that baseline")
+    return True
 
 
 def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runtime] = None,

@@ -198,6 +198,7 @@ def describe(rows: Sequence[RowResult], settings: Any, config: dict,
         "baseline_epochs": trainer.get("max_epochs"),
         "baseline_checkpoint": settings.baseline_checkpoint,
         "published": settings.published,
+        "published_new_head": settings.published_new_head,
         "skipped": [list(row) for row in skipped],
         "finetune_epochs": settings.finetune_epochs,
         "precision": baseline.precision,
@@ -227,7 +228,10 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plots: bool
     """The report: run facts, the table, notes, both plots and the per-class changes (`changes`:
     row name -> `class_changes` against the baseline; None leaves the section out)."""
     clips, crops = meta["views"]
-    if meta["published"]:
+    if meta["published"] and meta.get("published_new_head"):
+        trained = (f"the published checkpoint {meta['published']} fine-tuned {_count(meta['finetune_epochs'], 'epoch')} "
+                   "on these classes (a new head)")
+    elif meta["published"]:
         trained = f"the published checkpoint {meta['published']}, not trained here"
     elif meta["baseline_checkpoint"]:
         trained = f"the given checkpoint {meta['baseline_checkpoint']}"

@@ -74,7 +74,9 @@ class RowResult:
     @property
     def trained(self) -> str:
         if self.strategy is None:
-            return "published" if self.result.extra.get("published") else "trained"
+            if self.result.extra.get("published"):
+                return "fine-tuned" if self.result.extra.get("published_new_head") else "published"
+            return "trained"
         return self.strategy.trained
 
 
@@ -212,7 +214,12 @@ class Comparison:
 
     def _train_baseline(self) -> None:
         """The baseline's weights: the published checkpoint, the given one, or trained here."""
-        if self.settings.published:
+        if self.settings.published_new_head:
+            epochs = self.settings.finetune_epochs
+            self._train_row(1, BASELINE, self.baseline_training, epochs,
+                            f"fine-tuning the published checkpoint on the data's classes (a new head, {epochs} epoch(s))",
+                            lambda: build_classifier(self.config, self.datamodule, new_head=True, **self.settings.finetune))
+        elif self.settings.published:
             self._announce(1, BASELINE, f"the published checkpoint {self.settings.published}, as it is (no training)")
         elif self.settings.baseline_checkpoint:
             self._announce(1, BASELINE, f"using the given checkpoint {self.settings.baseline_checkpoint}")
@@ -224,7 +231,7 @@ class Comparison:
 
     def baseline_checkpoint_path(self) -> Optional[Path]:
         """The baseline's videotok checkpoint; None when its weights are model.published's."""
-        if self.settings.published:
+        if self.settings.published and not self.settings.published_new_head:
             return None
         if self.settings.baseline_checkpoint:
             return Path(self.settings.baseline_checkpoint)
@@ -238,7 +245,8 @@ class Comparison:
         self._train_row(
             self._number(strategy.name), strategy.name, self._training(strategy), epochs,
             f"{label} adds parameters: fine-tuning {epochs} epoch(s) from the baseline",
-            lambda: build_classifier(self.config, self.datamodule, strategy.choice, **{**self.settings.finetune, **start}),
+            lambda: build_classifier(self.config, self.datamodule, strategy.choice,
+                                     new_head=self.settings.published_new_head, **{**self.settings.finetune, **start}),
         )
 
     # -- steps -------------------------------------------------------------------------------
@@ -347,7 +355,8 @@ class Comparison:
         extras = {
             name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
                    "checkpoint": str(self._weights(strategy) or settings.published),
-                   "published": settings.published, "signature": signatures[name], "machine": machine,
+                   "published": settings.published, "published_new_head": settings.published_new_head,
+                   "signature": signatures[name], "machine": machine,
                    "torch": torch.__version__, "date": date}
             for name, strategy in todo
         }

@@ -77,6 +77,8 @@ class CompareSettings:
     only: Optional[tuple[str, ...]] = None  # compute only these rows; others are reported if finished
     published: Optional[str] = None  # model.published: the baseline is this published checkpoint, untrained here
     finetune_published: bool = False  # with `published`: fine-tune the reducers that add parameters (else skip them)
+    # with `published` of other classes than the data's: the baseline is fine-tuned from it first, with a new head
+    published_new_head: bool = False
     visualize: bool = False  # draw the same test clip through every row's model (`--visualize`)
     flush_every: int = 200  # videos per process between flushes of the evaluation pass's results
 

@@ -14,7 +14,8 @@ Feed every batch to ``failure_tracker(stage).update(batch)`` to enforce ``max_fa
 (per epoch: each pass of a loader restarts its stage's count).
 
 ``decoder`` reads every video; a video it cannot open or decode is read whole with
-``fallback_decoder`` (default ``pyav``; ``none`` disables it) and listed in
+``fallback_decoder`` (default ``pyav``; ``none`` disables it), and one neither can seek in is
+read by PyAV from its first frame on (``pyav_from_start``, with a PyAV fallback); either is listed in
 ``batch["fallbacks"]`` as (path, decoder, reason); ``failure_tracker(stage).fallback_count``
 counts them per pass (logged as ``<stage>/decoder_fallbacks``).
 

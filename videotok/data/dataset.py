@@ -16,7 +16,9 @@ may have zero videos (B = 0) but still carries ``batch["skipped"]``.
 
 Decoders: each video is read with ``decoder``; when that cannot open or decode it and a
 ``fallback_decoder`` is set, the whole video is read again with the fallback (never a clip of
-one decoder mixed with a clip of the other). Such a video rides as ``(path, fallback, reason)``
+one decoder mixed with a clip of the other); when both fail, PyAV reads it once more from its
+first frame on, never seeking (``pyav_from_start``, videotok.data.stream_reader: SWF and other
+streams without an index). Such a video rides as ``(path, fallback, reason)``
 in its first sample's ``fallbacks`` and so in ``batch["fallbacks"]``. A video is skipped only
 when every decoder failed; its reason names each decoder's failure. FFmpeg's messages while a
 video is read go to the log, not the console (``videotok.data.decoder_messages``).

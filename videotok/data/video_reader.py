@@ -8,6 +8,8 @@ Two decoders behind PyTorchVideo's ``Video`` interface (duration, get_clip, clos
   and converts every frame of the window to float first, which measured 4-5x slower for an
   8x4 clip (benchmarks/results/decoders.md).
 - ``pyav``: PyTorchVideo's ``EncodedVideo`` (PyAV), then the same subsampling.
+- ``pyav_from_start`` (``FROM_START``): the last resort after a PyAV fallback, for files neither
+  can seek in: PyAV reads the stream in order and keeps the frames asked for (stream_reader.py).
 
 Whether a file is a video is decided by opening it, never by its extension: FFmpeg (under both
 decoders) reads .mpg, .flv, .wmv, .3gp, ... as well as .mp4, and data sets name files as they
@@ -16,7 +18,6 @@ like. Only a missing or empty file is refused before a decoder is asked (``file_
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Optional
@@ -24,9 +25,11 @@ from typing import Optional
 import torch
 
 from videotok.data.failures import VideoLoadError
+from videotok.data.frames import frame_indices, subsample_indices
 from videotok.data.pytorchvideo_compat import DECODERS, EncodedVideo, Video, video_fps
 
 NO_FALLBACK = "none"
+FROM_START = "pyav_from_start"  # PyAV reading a stream in order, never seeking (stream_reader.py)
 _MODULES = {"decord": "decord", "pyav": "av"}
 _PACKAGES = {"decord": "decord2", "pyav": "av"}
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
@@ -48,16 +51,18 @@ def check_decoder(decoder: str, option: str = "decoder") -> None:
 
 def decoder_chain(decoder: str, fallback_decoder: str = NO_FALLBACK) -> tuple[str, ...]:
     """The decoders tried on each video, in order: the configured one, then the fallback
-    (``"none"``, or the same decoder, adds nothing). Both are checked here."""
+    (``"none"``, or the same decoder, adds nothing; both are checked here), then, with any
+    fallback, PyAV reading the stream from the start (``FROM_START``: files no decoder can seek in)."""
     check_decoder(decoder)
-    if fallback_decoder in (NO_FALLBACK, None, "") or fallback_decoder == decoder:
+    if fallback_decoder in (NO_FALLBACK, None, ""):
         return (decoder,)
     if fallback_decoder not in DECODERS:
         raise ValueError(
             f"fallback_decoder must be one of {DECODERS} or {NO_FALLBACK!r}, got {fallback_decoder!r}"
         )
     check_decoder(fallback_decoder, option="fallback_decoder")
-    return (decoder, fallback_decoder)
+    chain = (decoder,) if fallback_decoder == decoder else (decoder, fallback_decoder)
+    return (*chain, FROM_START) if "pyav" in chain else chain
 
 
 def file_problem(path: str) -> Optional[str]:
@@ -69,12 +74,6 @@ def file_problem(path: str) -> Optional[str]:
     if os.path.getsize(path) == 0:
         return "empty file (0 bytes)"
     return None
-
-
-def subsample_indices(num_available: int, num_samples: int) -> list[int]:
-    """``UniformTemporalSubsample``'s choice of ``num_samples`` of ``num_available`` frames."""
-    picks = torch.linspace(0, num_available - 1, num_samples).clamp(0, num_available - 1).long()
-    return picks.tolist()
 
 
 class DecordVideo(Video):
@@ -102,13 +101,9 @@ class DecordVideo(Video):
         self, start_sec: float, end_sec: float, num_samples: Optional[int] = None
     ) -> dict[str, Optional[torch.Tensor]]:
         """Frames in [start_sec, end_sec) as float [C, T, H, W] in 0..255 (``num_samples`` of them)."""
-        start = math.ceil(self._fps * start_sec)  # same rounding as PyTorchVideo's decord reader
-        end = min(math.ceil(self._fps * end_sec), self._num_frames)
-        if start >= end:
+        indices = frame_indices(self._fps, self._num_frames, start_sec, end_sec, num_samples)
+        if not indices:
             return {"video": None, "audio": None}
-        indices = list(range(start, end))
-        if num_samples is not None:
-            indices = [indices[i] for i in subsample_indices(len(indices), num_samples)]
         frames = self._reader.get_batch(indices)
         if not isinstance(frames, torch.Tensor):  # decord's bridge is global state
             frames = torch.from_numpy(frames.asnumpy())
@@ -133,6 +128,10 @@ def open_video(path: str, decoder: str = "decord") -> Video:
     try:
         if decoder == "decord":
             video = DecordVideo(path)
+        elif decoder == FROM_START:
+            from videotok.data.stream_reader import StreamVideo
+
+            video = StreamVideo(path)
         else:
             video = EncodedVideo.from_path(path, decode_audio=False, decoder=decoder)
     except VideoLoadError:
@@ -144,16 +143,24 @@ def open_video(path: str, decoder: str = "decord") -> Video:
     return video
 
 
+def _own_readers() -> tuple[type, ...]:
+    from videotok.data.stream_reader import StreamVideo
+
+    return (DecordVideo, StreamVideo)
+
+
 def read_clip(video: Video, start_sec: float, end_sec: float, num_frames: int) -> torch.Tensor:
     """``num_frames`` frames spread over [start_sec, end_sec): float [C, T, H, W] in 0..255."""
     try:
-        if isinstance(video, DecordVideo):
+        if isinstance(video, _own_readers()):  # ours pick the frames themselves, decoding only those
             clip = video.get_clip(start_sec, end_sec, num_samples=num_frames)["video"]
         else:
             clip = video.get_clip(start_sec, end_sec)["video"]
             if clip is not None and clip.shape[1] > 0:
                 index = torch.tensor(subsample_indices(clip.shape[1], num_frames))
                 clip = clip.index_select(1, index)  # [C, T_window, H, W] -> [C, T, H, W]
+    except VideoLoadError as e:  # a reader's own reason, whole
+        raise VideoLoadError(f"decoding {float(start_sec):.2f}-{float(end_sec):.2f}s: {e}") from e
     except Exception as e:  # noqa: BLE001
         window = f"{float(start_sec):.2f}-{float(end_sec):.2f}s"
         raise VideoLoadError(f"decoding {window} failed: {_reason(e)}") from e
@@ -164,10 +171,12 @@ def read_clip(video: Video, start_sec: float, end_sec: float, num_frames: int) -
 
 __all__ = [
     "DecordVideo",
+    "FROM_START",
     "NO_FALLBACK",
     "check_decoder",
     "decoder_chain",
     "file_problem",
+    "frame_indices",
     "open_video",
     "read_clip",
     "subsample_indices",

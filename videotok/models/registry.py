@@ -2,6 +2,9 @@
 
 Each named configuration is a function written out in videotok/models/named.py and registered
 there by `@register_model`; importing `videotok.models` imports that file, so every name is known.
+A width no name has (a published checkpoint of another size) has a sized name that states it,
+`<family>_d<dim>_l<depth>_h<heads>_patch<p>_<img>`: `create_model` builds it from the family's base
+model, so a run saved under it rebuilds the same model.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from videotok.reduce.base import BackboneSpec, Reducer
 _MODELS: dict[str, Callable[..., VideoBackbone]] = {}
 F = TypeVar("F", bound=Callable[..., VideoBackbone])
 _STATED_SIZES = re.compile(r"_patch(\d+)_(\d+)$")  # the patch and image size a name states
+_SIZED = re.compile(r"^(?P<family>[a-z][a-z_]*?)_d(?P<embed_dim>\d+)_l(?P<depth>\d+)_h(?P<num_heads>\d+)"
+                    r"_patch(?P<patch_size>\d+)_(?P<img_size>\d+)$")
+_WIDTH = ("embed_dim", "depth", "num_heads")  # what a sized name states beyond the patch and image size
 
 # Widths of the image ViTs the backbones inflate from (timm's names for the 2D checkpoints).
 VIT_TINY = dict(embed_dim=96, depth=6, num_heads=3, img_size=96, patch_size=16)  # for tests and CPU runs
@@ -40,7 +46,34 @@ def named(name: str, *defaults: dict[str, Any], overrides: dict[str, Any]) -> di
     for part in defaults:
         merged.update(part)
     args = {**merged, **overrides}
+    if any(k in merged and args.get(k) != merged[k] for k in _WIDTH) and _STATED_SIZES.search(name):
+        return {**args, "model_name": sized_name(family_of(name), **{k: args[k] for k in (*_WIDTH, "patch_size",
+                                                                                           "img_size")})}
     return {**args, "model_name": built_name(name, args.get("patch_size"), args.get("img_size"))}
+
+
+def sized_name(family: str, embed_dim: int, depth: int, num_heads: int, patch_size: int, img_size: int) -> str:
+    """The name stating a width no registered name has: `videomae_d384_l1_h6_patch16_224`."""
+    return f"{family}_d{embed_dim}_l{depth}_h{num_heads}_patch{patch_size}_{img_size}"
+
+
+def family_of(name: str) -> str:
+    """`videomae_base_patch16_224` -> `videomae`, `vivit_fe_small_patch16_224` -> `vivit_fe`."""
+    sized = _SIZED.match(name)
+    if sized:
+        return sized["family"]
+    return _STATED_SIZES.sub("", name).rsplit("_", 1)[0]
+
+
+def _sized_model(name: str) -> Optional[tuple[str, dict[str, int]]]:
+    """(the family's base model, the sizes `name` states) for a sized name, else None."""
+    sized = _SIZED.match(name)
+    if sized is None:
+        return None
+    base = f"{sized['family']}_base_patch16_224"
+    if base not in _MODELS:
+        return None
+    return base, {k: int(v) for k, v in sized.groupdict().items() if k != "family"}
 
 
 def built_name(name: str, patch_size: Optional[int], img_size: Optional[int]) -> str:
@@ -70,9 +103,18 @@ def create_model(
     `pretrained`: a local timm ViT/DeiT state dict (.pth/.pt/.bin or .safetensors), inflated to video,
     or `timm:<model name>` to fetch timm's weights where the hub is reachable.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    model = _MODELS[name](reducer=reducer, **overrides)
+    sized = _sized_model(name) if name not in _MODELS else None
+    if sized is not None:
+        base, sizes = sized
+        clash = [f"{k}={overrides[k]} (the name says {v})" for k, v in sizes.items() if overrides.get(k, v) != v]
+        if clash:
+            raise ValueError(f"model {name!r} states its sizes; the overrides contradict it: {', '.join(clash)}")
+        model = _MODELS[base](reducer=reducer, **{**overrides, **sizes})
+    elif name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())} "
+                         "(or a sized name, <family>_d<dim>_l<depth>_h<heads>_patch<p>_<img>)")
+    else:
+        model = _MODELS[name](reducer=reducer, **overrides)
     if pretrained:
         from videotok.models.pretrained import load_image_weights
 

@@ -9,7 +9,7 @@ from videotok.data import KineticsDataModule
 from videotok.data.labels import check_class_order
 from videotok.reduce.choice import ReducerChoice
 from videotok.settings import data_options, published_checkpoint, resolve_model_settings
-from videotok.train.module import VideoClassifier
+from videotok.train.module import CLASSES_KEY, VideoClassifier
 
 CLASS_ORDER_FIX = ("Write the data folder in the checkpoint's class order: python -m data_tools.kinetics ... "
                    "--classes-from CHECKPOINT")
@@ -30,23 +30,49 @@ def trained_reducer(checkpoint: dict) -> Optional[ReducerChoice]:
     return ReducerChoice(trained["reducer"], dict(trained.get("reducer_args") or {})) if "reducer" in trained else None
 
 
+def check_classes(config: dict, datamodule: KineticsDataModule, checkpoint: Optional[dict], new_head: bool) -> None:
+    """The data's classes must be the model's: those a checkpoint was trained on (where it says),
+    else, where the head is `model.published`'s, the published checkpoint's (with names: in its
+    order). A head of its own (trained, or to be trained with `new_head`) is the data's."""
+    data_source = str(datamodule.data_dir / "classes.txt")
+    trained = (checkpoint or {}).get(CLASSES_KEY)
+    if trained is not None:
+        check_class_order(datamodule.classes, data_source, list(trained), "the checkpoint's run")
+        return
+    published = published_checkpoint(config)
+    if published is None:
+        return
+    head = (checkpoint or {}).get("state_dict", {}).get("model.head.weight")
+    own_head = (head is not None and head.shape[0] != len(published.classes)) or new_head
+    if own_head and datamodule.num_classes != len(published.classes):
+        return
+    if datamodule.num_classes != len(published.classes):
+        raise ValueError(f"{data_source} lists {datamodule.num_classes} classes, the published checkpoint "
+                         f"{published.source} has {len(published.classes)}: evaluating it measures its own head, "
+                         "so the data must have its classes. To fine-tune it on your classes (a new head), run "
+                         "`videotok fit --config C --model.published SOURCE` and evaluate that run")
+    if published.has_class_names:  # else the data's names are taken as its
+        check_class_order(datamodule.classes, data_source, published.classes,
+                          f"the published checkpoint {published.source}", fix=CLASS_ORDER_FIX)
+
+
 def build_classifier(
     config: dict,
     datamodule: KineticsDataModule,
     reducer: Optional[ReducerChoice] = None,
     checkpoint: Optional[dict] = None,
+    new_head: bool = False,
     **overrides: Any,
 ) -> VideoClassifier:
     """The config's classifier; `reducer` replaces its reducer (and arguments). With a
     `checkpoint` and no `reducer`, the reducer it was trained with is used, then its weights.
-    `overrides`: other VideoClassifier options (fine-tuning's optimisation, `init_checkpoint`)."""
+    `new_head`: it will be trained, so a `model.published` of other classes than the data's gets
+    a new head for them (evaluating one refuses them). `overrides`: other VideoClassifier options
+    (fine-tuning's optimisation, `init_checkpoint`)."""
     if reducer is None and checkpoint is not None:
         reducer = trained_reducer(checkpoint)
     settings = resolve_model_settings(config, reducer, num_classes=datamodule.num_classes)
-    published = published_checkpoint(config)
-    if published is not None and published.has_class_names:  # else the data's names are taken as its
-        check_class_order(datamodule.classes, str(datamodule.data_dir / "classes.txt"), published.classes,
-                          f"the published checkpoint {published.source}", fix=CLASS_ORDER_FIX)
+    check_classes(config, datamodule, checkpoint, new_head)
     options = {**(config.get("model") or {}), **settings.classifier_args(), **overrides}
     if checkpoint is not None:
         options.pop("init_checkpoint", None)

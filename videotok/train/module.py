@@ -6,6 +6,7 @@ is a YAML key of the LightningCLI for free.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Optional
 
@@ -19,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from videotok.data.failures import FailureTracker, count_loaded_videos
 from videotok.models import create_model
+from videotok.models.pretrained import load_image_weights
 from videotok.models.published import PublishedCheckpoint, load_published
 from videotok.reduce import Reducer, build_reducer
 from videotok.train.checkpoint import upgrade_checkpoint, upgrade_on_load
@@ -27,8 +29,10 @@ from videotok.train.optim import build_optimizer, parameter_groups, warmup_cosin
 # Saved in every checkpoint: how merged TimeSformer tokens attended while it was trained (absent
 # before they kept divided attention).
 ATTENTION_KEY, DIVIDED_AFTER_MERGE, JOINT_AFTER_MERGE = "videotok_merged_attention", "divided", "joint"
+CLASSES_KEY = "videotok_classes"  # the class names it was trained on (label i = logit i), from the data
 
 STAGES = ("train", "val", "test")
+log = logging.getLogger("videotok.train")
 
 
 def declare_static_graph(strategy: Strategy, reducer: str) -> None:
@@ -45,19 +49,31 @@ def declare_static_graph(strategy: Strategy, reducer: str) -> None:
 
 
 def fitting_published(source: str, format: Optional[str], pretrained: Optional[str], **shape: int) -> PublishedCheckpoint:
-    """The published checkpoint `source`, after checking that it takes the clips and classes
-    (`shape`: num_classes, num_frames, img_size) the data gives."""
+    """The published checkpoint `source`, after checking that it takes the clips (`shape`:
+    num_frames, img_size) the data gives. Its classes may differ: training then gives it a new
+    head for the data's classes (what fine-tuning a Kinetics checkpoint on one's own classes is)."""
     if pretrained:
         raise ValueError("model.pretrained (image weights to start training from) and model.published (a "
                          "trained video checkpoint) exclude each other: set one")
     checkpoint = load_published(source, format)
-    wanted = {"num_classes": len(checkpoint.classes), **{k: checkpoint.model_args[k] for k in ("num_frames", "img_size")}}
+    wanted = {k: checkpoint.model_args[k] for k in ("num_frames", "img_size")}
     wrong = [f"{k}={shape[k]} (it has {v})" for k, v in wanted.items() if shape[k] != v]
     if wrong:
         raise ValueError(f"model.published={source}: the data gives {', '.join(wrong)}; set the data options to "
-                         "the checkpoint's preprocessing (leave data.num_frames and data.crop_size out) and "
-                         "its classes")
+                         "the checkpoint's preprocessing (leave data.num_frames and data.crop_size out)")
     return checkpoint
+
+
+def published_summary(checkpoint: PublishedCheckpoint, num_classes: int) -> str:
+    """What training starts from: the backbone's tensors and, for other classes, the new head."""
+    new = checkpoint.new_head(num_classes)
+    loaded = len(checkpoint.state_dict) - len(new)
+    line = f"model.published {checkpoint.source}: {loaded} tensors loaded"
+    if not new:
+        return f"{line}, its {num_classes}-class head included"
+    log.info("new (initialised as the model's own head): %s", ", ".join(new))
+    return (f"{line} (the backbone); new head for the data's {num_classes} classes ({', '.join(new)}; "
+            f"the checkpoint's head has {len(checkpoint.classes)} classes and is not used)")
 
 
 class VideoClassifier(L.LightningModule):
@@ -101,11 +117,14 @@ class VideoClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self._loaded: Optional[str] = None  # what the starting weights gave the model, said when training starts
         reducer_module = build_reducer(reducer, **(reducer_args or {}))
         if published:
             shape = dict(num_classes=num_classes, num_frames=num_frames, img_size=img_size)
             checkpoint = fitting_published(published, published_format, pretrained, **shape)
-            self.model = checkpoint.build(reducer_module).train()  # build() hands it over for inference
+            # build() hands it over for inference
+            self.model = checkpoint.build(reducer_module, num_classes=num_classes).train()
+            self._loaded = published_summary(checkpoint, num_classes)
             backbone_args = {k: v for k, v in checkpoint.model_args.items() if k not in shape}
             self.hparams.update(model=checkpoint.model, model_args=backbone_args, tubelet_size=None)
         else:
@@ -113,9 +132,11 @@ class VideoClassifier(L.LightningModule):
             if tubelet_size is not None:
                 overrides["tubelet_size"] = tubelet_size
             self.model = create_model(
-                model, reducer=reducer_module, pretrained=pretrained,
-                num_classes=num_classes, num_frames=num_frames, img_size=img_size, **overrides,
+                model, reducer=reducer_module, num_classes=num_classes, num_frames=num_frames, img_size=img_size,
+                **overrides,
             )
+            if pretrained:
+                self._loaded = load_image_weights(self.model, pretrained).summary()
         build_optimizer([{"params": [torch.zeros(1)]}], optimizer, lr)  # fail now on a bad name
         if init_checkpoint:
             self._load_initial_weights(init_checkpoint)
@@ -151,9 +172,14 @@ class VideoClassifier(L.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Record how merged tokens attended, so a resumed or evaluated run attends the same way."""
+        """Record how merged tokens attended, so a resumed or evaluated run attends the same way,
+        and the data's class names (fine-tuned from a published checkpoint, the run's classes are
+        the data's, not the checkpoint's)."""
         divided = all(block.divided_after_merge for block in self.model.blocks)
         checkpoint[ATTENTION_KEY] = DIVIDED_AFTER_MERGE if divided else JOINT_AFTER_MERGE
+        classes = getattr(getattr(self._trainer, "datamodule", None), "classes", None)
+        if classes is not None:
+            checkpoint[CLASSES_KEY] = list(classes)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Bring a 0.1.0 checkpoint to today's layout (in place, before Lightning loads it), and name
@@ -185,6 +211,13 @@ class VideoClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             declare_static_graph(self.trainer.strategy, self.hparams.reducer)
+
+    def on_fit_start(self) -> None:
+        """Say once what the starting weights gave the model (`model.pretrained`, `model.published`):
+        here, so that evaluating a checkpoint, which rebuilds the model too, does not say it."""
+        if self._loaded and self.trainer.is_global_zero:
+            resumed = f" (resuming {self.trainer.ckpt_path}: its weights replace these)" if self.trainer.ckpt_path else ""
+            print(self._loaded + resumed, flush=True)
 
     # -- steps -----------------------------------------------------------------------------
     def forward(self, video: Tensor) -> Tensor:

@@ -13,6 +13,8 @@ from videotok.models.base import VideoBackbone
 from videotok.models.registry import create_model
 from videotok.reduce.base import Reducer
 
+HEAD = "head."  # the classifier's parameters, in every backbone
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -65,13 +67,29 @@ class PublishedCheckpoint:
         """False when the checkpoint carried no names and none were given ("class 0", ...)."""
         return self.classes != [f"class {i}" for i in range(len(self.classes))]
 
-    def build(self, reducer: Optional[Reducer] = None) -> VideoBackbone:
+    def build(self, reducer: Optional[Reducer] = None, num_classes: Optional[int] = None) -> VideoBackbone:
         """`create_model(model, reducer=reducer, **model_args)` with the weights loaded strictly
-        (only the reducer's own `reducer.*` parameters may stay as initialised), in eval mode."""
-        model = create_model(self.model, reducer=reducer, **self.model_args)
-        check_keys(self.state_dict, model.state_dict(), self.source)
-        model.load_state_dict(self.state_dict, strict=False)
+        (only the reducer's own `reducer.*` parameters may stay as initialised), in eval mode.
+
+        `num_classes` other than the checkpoint's (fine-tuning on one's own classes): the backbone
+        is loaded as strictly and the classifier is a new one, initialised as the model's own."""
+        if num_classes is None or num_classes == len(self.classes):
+            model = create_model(self.model, reducer=reducer, **self.model_args)
+            check_keys(self.state_dict, model.state_dict(), self.source)
+            model.load_state_dict(self.state_dict, strict=False)
+            return model.eval()
+        model = create_model(self.model, reducer=reducer, **{**self.model_args, "num_classes": num_classes})
+        backbone = {k: v for k, v in self.state_dict.items() if not k.startswith(HEAD)}
+        check_keys(backbone, {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD)}, self.source)
+        model.load_state_dict(backbone, strict=False)
         return model.eval()
+
+    def new_head(self, num_classes: int) -> list[str]:
+        """The parameter names `build(num_classes=num_classes)` leaves new (none for the
+        checkpoint's own class count)."""
+        if num_classes == len(self.classes):
+            return []
+        return [k for k in self.state_dict if k.startswith(HEAD)]
 
 
 def check_keys(converted: dict[str, Tensor], target: dict[str, Tensor], source: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from videotok.models.registry import list_models, model_spec
+from videotok.models.registry import list_models, model_spec, sized_name
 
 log = logging.getLogger("videotok.models.published")
 
@@ -21,6 +21,7 @@ Renames = Sequence[tuple[str, str]]  # (anchored regex on the stored key, replac
 # registered name prefixes of each family (ViViT's factorised encoder has no published checkpoint)
 FAMILIES = {"timesformer": ("timesformer_",), "vivit": ("vivit_",), "videomae": ("videomae_",)}
 NOT_IN_FAMILY = ("vivit_fe_",)
+HEAD_DIM = 64  # ViT's width per attention head, where no config states the heads
 
 
 def rename(state: dict[str, Tensor], renames: Renames, where: str, ignore: Sequence[str] = ()) -> dict[str, Tensor]:
@@ -83,11 +84,16 @@ def _width(name: str) -> tuple[int, int, int]:
     return spec.dim, spec.depth, spec.num_heads
 
 
-def choose_model(family: str, embed_dim: int, depth: int, num_heads: Optional[int], where: str) -> tuple[str, int]:
-    """(registered name, heads to build it with) for the checkpoint's width and depth. Heads are
-    the config's where it has one (they do not show in the weights): transformers' converter wrote
-    16 for VideoMAE ViT-S, whose original has 6, and its models run with what the config says, so
-    a differing count is kept and said. Without a config the registered model decides."""
+def choose_model(family: str, embed_dim: int, depth: int, num_heads: Optional[int], where: str,
+                 patch_size: int = 16, img_size: int = 224) -> tuple[str, int]:
+    """(model name, heads to build it with) for the checkpoint's width and depth. Heads are the
+    config's where it has one (they do not show in the weights): transformers' converter wrote 16
+    for VideoMAE ViT-S, whose original has 6, and its models run with what the config says, so a
+    differing count is kept and said. Without a config the registered model decides.
+
+    A width and depth no registered name has (VideoMAE V2 ViT-g, a distilled or depth-pruned model)
+    is built from the sizes the checkpoint states, under the sized name stating them; without a
+    config its heads are ViT's 64 dims per head."""
     widths = family_models(family)
     for name, (dim, blocks, heads) in sorted(widths.items()):
         if dim == embed_dim and blocks == depth:
@@ -96,9 +102,19 @@ def choose_model(family: str, embed_dim: int, depth: int, num_heads: Optional[in
                             "built with %d, as the checkpoint's own implementation runs it", where, num_heads,
                             name, heads, num_heads)
             return name, heads if num_heads is None else num_heads
-    known = "; ".join(f"{n} ({d} dims, {b} blocks, {h} heads)" for n, (d, b, h) in sorted(widths.items()))
-    raise ValueError(f"{where}: no registered {family} model has its width ({embed_dim} dims, {depth} blocks); "
-                     f"registered: {known}")
+    if num_heads is None:
+        if embed_dim % HEAD_DIM:
+            raise ValueError(f"{where}: {embed_dim} dims, {depth} blocks fits no registered {family} model, and "
+                             f"without a config.json its head count is unknown ({embed_dim} is no multiple of "
+                             f"{HEAD_DIM}); put a config.json with num_attention_heads beside the weights")
+        num_heads = embed_dim // HEAD_DIM
+        log.info("%s: no config.json states its heads: %d (%d dims per head, as ViT)", where, num_heads, HEAD_DIM)
+    if embed_dim % num_heads:
+        raise ValueError(f"{where}: {embed_dim} dims do not split into {num_heads} attention heads")
+    name = sized_name(family, embed_dim, depth, num_heads, patch_size, img_size)
+    log.info("%s: %d dims, %d blocks, %d heads match no registered %s model; built from the checkpoint's sizes "
+             "as %s", where, embed_dim, depth, num_heads, family, name)
+    return name, num_heads
 
 
 def kinetics400_classes() -> list[str]:

@@ -124,7 +124,8 @@ def convert_pyth(found: Found, classes: Optional[list[str]], source: str) -> Pub
         raise ValueError(f"{where}: no temporal attention weights; only divided space-time TimeSformers are supported")
     state["patch_embed.proj.weight"] = conv2d_to_3d(state["patch_embed.proj.weight"])
     g = geometry(state)
-    name, heads = choose_model("timesformer", g["embed_dim"], g["depth"], None, where)
+    name, heads = choose_model("timesformer", g["embed_dim"], g["depth"], None, where, g["patch_size"],
+                               g["img_size"])
     notes = [f"{g['embed_dim']} dims, {g['depth']} blocks: {name} ({heads} heads); eps 1e-6 and exact GELU "
              "as the original"]
     cfg = training_cfg(found)
@@ -136,7 +137,8 @@ def convert_pyth(found: Found, classes: Optional[list[str]], source: str) -> Pub
         notes.append("SSv2: trained on BGR frames; patch kernel channels reversed to take RGB. SSv2 samples one "
                      "frame per segment of the whole video; sampling_rate does not reproduce that")
     model_args = dict(num_classes=g["num_classes"], num_frames=g["num_frames"], img_size=g["img_size"],
-                      patch_size=g["patch_size"], tubelet_size=1, norm_eps=1e-6, act_layer="gelu", qkv_bias=True)
+                      patch_size=g["patch_size"], tubelet_size=1, num_heads=heads, norm_eps=1e-6, act_layer="gelu",
+                      qkv_bias=True)
     names = class_names(g["num_classes"], None, classes, where, kinetics=True)
     return PublishedCheckpoint(source, "timesformer_pyth", name, model_args, names, preprocessing, state, notes)
 
@@ -157,7 +159,8 @@ def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> Publi
     state = rename(found.state, HF_RENAMES, where)
     state["patch_embed.proj.weight"] = conv2d_to_3d(state["patch_embed.proj.weight"])
     c = hf_config(found, state, where)
-    name, heads = choose_model("timesformer", c["embed_dim"], c["depth"], c["num_heads"], where)
+    name, heads = choose_model("timesformer", c["embed_dim"], c["depth"], c["num_heads"], where,
+                               c["patch_size"], c["img_size"])
     notes = [] if found.config else ["no config.json: sizes from the weights, transformers' defaults otherwise"]
     preprocessing = published_protocol(c["num_frames"], c["img_size"], notes)
     if found.processor is not None:

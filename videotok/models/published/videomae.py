@@ -100,7 +100,8 @@ def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> Publi
     check_config(config, dict(g, num_frames=frames, img_size=img_size), where, patch="patch_size")
     if int(config.get("tubelet_size", g["tubelet_size"])) != g["tubelet_size"]:
         raise ValueError(f"{where}: config.json tubelet_size {config['tubelet_size']} does not fit the patch kernel")
-    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where)
+    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where,
+                               g["patch_size"], img_size)
     notes = [] if found.config else ["no config.json: 16 frames at 224 px and transformers' defaults assumed"]
     preprocessing = published_protocol(frames, img_size, g["num_classes"], notes)
     if found.processor is not None:
@@ -152,11 +153,11 @@ def convert_pth(found: Found, classes: Optional[list[str]], source: str) -> Publ
     notes = [f"{frames} frames at {img_size} px: " + ("the saved training arguments" if args else
              "the published fine-tuning (the .pth stores neither; override num_frames / img_size in model_args "
              "if this one differs)")]
-    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], None, where)
+    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], None, where, g["patch_size"], img_size)
     notes.append(f"{g['embed_dim']} dims, {g['depth']} blocks: {name} ({heads} heads); eps 1e-6 as the original")
     preprocessing = from_training_args(args, published_protocol(frames, img_size, g["num_classes"], notes), notes)
     layer_scale = any(k.endswith(".ls1.gamma") for k in state)
-    options: dict[str, Any] = dict(norm_eps=1e-6, act_layer="gelu", qkv_bias="blocks.0.attn.qkv.bias" in state,
+    options: dict[str, Any] = dict(num_heads=heads, norm_eps=1e-6, act_layer="gelu", qkv_bias="blocks.0.attn.qkv.bias" in state,
                                    mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / g["embed_dim"])
     if layer_scale:
         options["init_values"] = 0.1  # any non-zero value makes the LayerScale modules; the weights replace it
