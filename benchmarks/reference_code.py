@@ -63,3 +63,14 @@ def sample_clips(frames: int, size: int) -> dict[str, "object"]:
         top, left = (h - size) // 2, (w - size) // 2
         clips[mp4.stem] = video[:, top : top + size, left : left + size]
     return clips
+
+
+def finish(cases: int, bad: int, fixture: dict, write: "str | None") -> int:
+    """The closing line of an equality script, its fixture written when asked; exit 1 on any difference."""
+    import numpy as np
+
+    print(f"\n{cases} cases, {bad} with a difference")
+    if write:
+        np.savez_compressed(write, **fixture)
+        print(f"wrote {write} ({Path(write).stat().st_size // 1024} KiB)")
+    return 1 if bad else 0

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reference_code import load_module, sample_clips  # noqa: E402
+from reference_code import finish, load_module, sample_clips  # noqa: E402
 from videotok.reduce import build_reducer  # noqa: E402
 from videotok.reduce.base import BackboneSpec  # noqa: E402
 from videotok.reduce.state import TokenState  # noqa: E402
@@ -127,11 +127,7 @@ def main() -> int:
               f"{r['differ_imagenet']} | {r['differ_data']} | {lengths} |")
     bad = [r for r in rows if r["differ_imagenet"] or r["differ_data"] or not r["lengths_equal_imagenet"]
            or not r["lengths_equal_data"]]
-    print(f"\n{len(rows)} cases, {len(bad)} with a difference")
-    if args.write:
-        np.savez_compressed(args.write, **fixture)
-        print(f"wrote {args.write} ({Path(args.write).stat().st_size // 1024} KiB)")
-    return 1 if bad else 0
+    return finish(len(rows), len(bad), fixture, args.write)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reference_code import load_module, sample_clips  # noqa: E402
+from reference_code import finish, load_module, sample_clips  # noqa: E402
 from videotok.models import create_model  # noqa: E402
 from videotok.reduce import build_reducer  # noqa: E402
 from videotok.reduce.match import apply_plan  # noqa: E402
@@ -188,12 +188,8 @@ def main() -> int:
     models = [r for r in rows if r["logits"] == r["logits"]]
     bad = [r for r in chains if not (r["same"] and r["x"] <= 1e-5 and r["size"] <= 1e-5)]
     bad += [r for r in models if not (r["same"] and r["logits"] <= 1e-5)]
-    print(f"\n{len(rows)} cases, {len(bad)} merging other tokens or differing by more than 1e-5 (merge chains: "
-          "tokens and sizes; models: logits)")
-    if args.write:
-        np.savez_compressed(args.write, **fixture)
-        print(f"wrote {args.write} ({Path(args.write).stat().st_size // 1024} KiB)")
-    return 1 if bad else 0
+    print("(a difference: other tokens merged, or more than 1e-5 apart; merge chains: tokens and sizes; models: logits)")
+    return finish(len(rows), len(bad), fixture, args.write)
 
 
 if __name__ == "__main__":
