@@ -38,9 +38,11 @@ from videotok.reduce.base import Reducer
 
 EVAL_SPLITS = {"val": "validate", "test": "test"}  # split -> data module stage
 TOPK = 5
-# Strategies under which every rank runs its own whole model; others (FSDP, DeepSpeed) shard a
-# model across ranks and need every rank in every forward, which uneven video shards cannot give.
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_true")
+# Strategies under which every rank runs its own whole model, the command itself started once per
+# process (Lightning's launcher or torchrun, SLURM): FSDP and DeepSpeed shard a model across ranks
+# and need every rank in every forward, which uneven video shards cannot give; the spawning
+# variants (ddp_spawn, ddp_fork) would need the pass as a function to launch.
+STRATEGIES = ("auto", "ddp")
 
 
 @dataclass
