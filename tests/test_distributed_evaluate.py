@@ -126,3 +126,24 @@ def test_compare_trains_and_evaluates_on_two_processes(trained: dict):
     for row in ("baseline", "crucial_fused"):
         steps = torch.load(run_dir / row / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
         assert steps == -(-train_videos // (4 * 2)), row  # batch 4 on each of 2 processes
+
+
+def test_sigterm_flushes_what_the_pass_scored_and_the_rerun_finishes_it(trained: dict):
+    """No periodic flush (--flush-every beyond the split): the parts found after SIGTERM are the
+    handler's flush; the process exits 143 and the same command then ends the pass."""
+    output = trained["work"] / "sigterm.json"
+    argv = ["evaluate", "--config", str(trained["config"]), "--ckpt_path", str(trained["checkpoint"]),
+            "--views", "10x3", "--batch-size", "2", "--output", str(output), "--flush-every", "1000"]
+    log = trained["work"] / "sigterm.log"
+    process = start_videotok(argv, log)
+    deadline = time.monotonic() + 120
+    while "evaluate test:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some batches scored
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, log.read_text()[-3000:]
+    assert "stopped by SIGTERM" in log.read_text() and not output.exists()
+    assert list(Path(f"{output}.parts").glob("parts/*.pt"))
+    run_videotok([*argv, "--no-progress"], timeout=240)
+    result = json.loads(output.read_text())
+    assert result["timing"]["runs"] == 2 and result["videos_evaluated"] == ODD_TEST_VIDEOS
