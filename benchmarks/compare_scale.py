@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data_tools.resize import ResizeJob, resize_video  # noqa: E402
-from machine import describe_machine  # noqa: E402 (benchmarks/machine.py, beside this script)
+from machine import append_result, describe_machine  # noqa: E402 (benchmarks/machine.py, beside this script)
 from videotok.data import KineticsDataModule  # noqa: E402
 from videotok.evaluate import EvalRow, Runtime, run_pass  # noqa: E402
 from videotok.reduce import build_reducer  # noqa: E402
@@ -182,12 +182,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.error("--videos: at least 36")
     text = run(opts)
     print(text)
-    out = Path(opts.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = "" if out.is_file() else ("# Comparison at scale: one pass against one pass per row\n\n"
-                                       "Made by `benchmarks/compare_scale.py` (see its docstring).\n\n")
-    with open(out, "a") as handle:
-        handle.write(header + text + "\n")
+    append_result(opts.output, "Comparison at scale: one pass against one pass per row", "compare_scale.py", text)
     return 0
 
 

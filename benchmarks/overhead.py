@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from machine import describe_machine  # noqa: E402 (benchmarks/machine.py, beside this script)
+from machine import append_result, describe_machine  # noqa: E402 (benchmarks/machine.py, beside this script)
 from videotok.compare.settings import load_default_config  # noqa: E402
 from videotok.flops import measure_cost  # noqa: E402
 from videotok.layers import block as block_module  # noqa: E402
@@ -175,12 +175,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--output", default=str(RESULTS), help="markdown file the table is appended to")
     opts = p.parse_args(argv)
     text = run(opts)
-    out = Path(opts.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = "" if out.is_file() else ("# Where a reduced forward spends its time\n\n"
-                                       "Made by `benchmarks/overhead.py` (see its docstring).\n\n")
-    with open(out, "a") as handle:
-        handle.write(header + text + "\n")
+    append_result(opts.output, "Where a reduced forward spends its time", "overhead.py", text)
     return 0
 
 
