@@ -90,8 +90,7 @@ class ViewAccumulator:
             return rec, 0
         if int(rec["view_index"].min()) < 0 or int(rec["video_index"].min()) < 0:
             raise ValueError("video_index and view_index must be >= 0")
-        key = rec["video_index"] * (int(rec["view_index"].max()) + 1) + rec["view_index"]
-        _, first = _first_occurrences(key)  # keep recording order
+        first = first_views(rec["video_index"], rec["view_index"])
         return {k: v[first] for k, v in rec.items()}, n - len(first)
 
     def compute(self, aggregate: str = "softmax", topk: int = 5) -> ViewMetrics:
@@ -201,6 +200,14 @@ def video_records(logits: Tensor, label: Tensor, video_index: Tensor, aggregate:
         top_classes=top.indices[order],
         top_scores=top.values[order],
     )
+
+
+def first_views(video_index: Tensor, view_index: Tensor) -> Tensor:
+    """The positions of the first record of each (video_index, view_index), in recording order
+    (a view recorded again is a duplicate)."""
+    key = video_index * (int(view_index.max()) + 1) + view_index
+    _, first = _first_occurrences(key)
+    return first
 
 
 def _first_occurrences(keys: Tensor) -> tuple[Tensor, Tensor]:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from videotok.evaluate.aggregate import VideoRecords, check_aggregate, video_records
+from videotok.evaluate.aggregate import VideoRecords, check_aggregate, first_views, video_records
 from videotok.evaluate.pass_store import PassStore, RankTotals, Stored, add_totals
 from videotok.evaluate.precision import autocast_dtype
 from videotok.evaluate.video_list import VideoList
@@ -414,11 +414,8 @@ class _PendingViews:
         meta = torch.stack([batch["label"], batch["video_index"], batch["view_index"]], dim=1).long()
         if self._logits is not None:
             logits, meta = torch.cat([self._logits, logits]), torch.cat([self._meta, meta])
-        key = meta[:, 1] * (int(meta[:, 2].max()) + 1) + meta[:, 2]
-        unique, inverse = torch.unique(key, return_inverse=True)
-        first = torch.full((len(unique),), len(key), dtype=torch.long).scatter_reduce(
-            0, inverse, torch.arange(len(key)), "amin").sort().values
-        self.duplicates += len(key) - len(first)
+        first = first_views(meta[:, 1], meta[:, 2])
+        self.duplicates += len(meta) - len(first)
         logits, meta = logits[first], meta[first]
         videos, which = torch.unique(meta[:, 1], return_inverse=True)
         complete = (torch.bincount(which, minlength=len(videos)) >= self.expected)[which]
