@@ -5,8 +5,8 @@ counted truthfully: fewer tokens after each merge, plus the matching cost of the
 
 Where the token count depends on the clip (a per-frame padding that follows the content, or a
 content-aware reducer), evaluation needs the cost of every view without counting a second forward:
-`Cost.per_view` adds to the counted blank-clip figure what a formula over the tokens each block saw
-(`Cost.change`) says the view costs more or less. Parts the formula does not model (a reducer's
+a view costs the counted blank-clip figure plus what a formula over the tokens each block saw
+says it costs more or less (`Cost.change`). Parts the formula does not model (a reducer's
 own matching, the neck) cancel, since they are in both the counted figure and the anchor.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Cost:
     gflops: float  # per view (one clip), multiply-adds / 1e9
     params_m: float
     tokens_per_block: list[int]  # tokens entering each block, then after the last one
-    counted_gflops: float = 0.0  # `count_gflops` on the same clip: the anchor of `per_view`
+    counted_gflops: float = 0.0  # `count_gflops` on the same clip: the anchor of `change`
 
     def change(self, model: nn.Module, blocks: list[BlockInput]) -> Tensor:
         """[B] how many GFLOPs more (or fewer) each video of a batch whose blocks left `blocks` costs
@@ -72,9 +72,6 @@ class Cost:
         the counts are the same)."""
         return count_gflops(model, blocks) - self.counted_gflops
 
-    def per_view(self, model: nn.Module, blocks: list[BlockInput]) -> Tensor:
-        """[B] GFLOPs of each video of a batch whose blocks left `blocks`."""
-        return self.gflops + self.change(model, blocks)
 
 
 def measure_cost(model: nn.Module, batch: int = 1, video: Optional[Tensor] = None) -> Cost:

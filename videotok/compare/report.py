@@ -3,7 +3,7 @@ with the Pareto front marked, the two accuracy plots and the per-class changes a
 
 Speedup is measured (clips/s of the model's forward pass against the baseline's, same batch size
 and device); GFLOPs per view are the mean over the views evaluated, from the tokens each view kept
-(`Cost.per_view`); where that differs from the blank-clip count `videotok flops` prints (a cost
+(`flops.Cost.change`); where that differs from the blank-clip count `videotok flops` prints (a cost
 that follows the content), the table shows both.
 """
 from __future__ import annotations

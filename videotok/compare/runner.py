@@ -159,7 +159,7 @@ class Comparison:
                 if result is not None:
                     plan.append((strategy.name, strategy))
                     loaded[strategy.name] = result
-        for n, (name, strategy) in enumerate(plan, start=1):
+        for name, strategy in plan:
             if name in loaded:
                 continue
             result = self._load(name, self._signature(strategy))

@@ -4,8 +4,8 @@ Decoding is what a video evaluation spends its time on (a 16x4 clip at 224 px co
 a core; a ViT-B forward of it on a GPU far less), so a comparison decodes each clip once and runs
 every row's model on it: the baseline, the training-free rows (the baseline's own weights with
 another reducer swapped in for their forward, no copy) and the fine-tuned rows (their own weights).
-Each row keeps its own forward time (synchronised on GPU), its views' GFLOPs (`Cost.per_view`:
-what each view's own token counts cost) and its per-video records.
+Each row keeps its own forward time (synchronised on GPU), its views' GFLOPs (the blank-clip
+count plus `Cost.change`: what each view's own token counts cost) and its per-video records.
 
 It runs on Lightning Fabric: `Runtime` holds the trainer's accelerator, devices, nodes and strategy.
 The data module shards videos (never views) across ranks; every rank returns its records to rank 0

@@ -32,7 +32,8 @@ class RankTotals:
     wall_seconds: float = 0.0
     wait_seconds: float = 0.0  # waiting for the next decoded batch
     batches: int = 0
-    rows: dict[str, dict[str, float]] = field(default_factory=dict)  # row -> sums (see RowTotals)
+    # row -> sums: views, gflops_change, model_seconds, timed_views, timed_seconds, duplicates
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"wall_seconds": self.wall_seconds, "wait_seconds": self.wait_seconds,

@@ -58,8 +58,8 @@ def evaluate(
     ``precision`` ("32", "bf16" or "16", autocast) name one device; ``runtime`` (Lightning's
     accelerator, devices, nodes, strategy) replaces them. With ``run_dir``, per-video results are
     flushed there (every ``flush_every`` videos per process) as the pass goes and a rerun with the
-    same ``signature`` resumes. ``extra`` is
-    copied into the result. Returns None on every rank but rank 0.
+    same ``signature`` resumes. ``extra`` is copied into the result. Returns None on every rank but
+    rank 0.
     """
     backbone = find_backbone(model)
     views = check_views(tuple(views)) if views is not None else default_views(backbone.model_name)
