@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from videotok.layers import attention
 from videotok.layers.attention import Attention, AttnRequest
 
 
@@ -30,3 +31,21 @@ def test_attention_info_matches_the_attention_matrix() -> None:
     torch.testing.assert_close(info.keys, k.mean(1))
     torch.testing.assert_close(info.cls_attn, full[:, :, 0].mean(1))
     torch.testing.assert_close(info.received_attn, full.mean(2).mean(1))
+
+
+def test_short_attention_kernel_matches_the_fused_kernel() -> None:
+    """`attend` runs short CPU attention as matmuls (a softmax over fewer than 16 keys runs scalar
+    code there): the same result as scaled_dot_product_attention, masks and gradients included, and
+    the fused kernel from SHORT_KEYS keys on."""
+    torch.manual_seed(0)
+    for keys in (1, 4, 15, attention.SHORT_KEYS):
+        q = torch.randn(3, 2, 5, 8, requires_grad=True)
+        k, v = torch.randn(3, 2, keys, 8), torch.randn(3, 2, keys, 8)
+        bias = attention.size_bias(torch.rand(3, keys) + 0.5, torch.float32, torch.rand(3, keys) < 0.8)
+        bias[..., 0] = 0.0  # at least one key per row
+        got = attention.attend(q, k, v, bias)
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+        (grad_got,) = torch.autograd.grad(got.sum(), q)
+        (grad_want,) = torch.autograd.grad(want.sum(), q)
+        torch.testing.assert_close(grad_got, grad_want, atol=1e-6, rtol=1e-5)

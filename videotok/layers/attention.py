@@ -4,15 +4,24 @@ Proportional attention adds log(size) of the keys to the logits as an additive f
 `scaled_dot_product_attention`, so the fused kernels stay usable; with no size it is plain attention.
 What reducers need (keys, CLS row, attention received) is computed only when requested, without
 materialising the attention matrix unless `received_attn` is asked for.
+
+`attend` picks the kernel. On a CPU, torch's softmax (and the flash-attention kernel built on it)
+vectorises along the key axis and falls back to scalar code below one vector of keys: at 15 keys
+a softmax takes about 14 times what it takes at 16 (AVX-512, torch 2.14, benchmarks/results/
+attention_kernels.md). TimeSformer's attentions are that short (temporal attention over T frames,
+spatial attention over a frame that merging has shrunk below 16 patches), so there, and only there,
+attention runs as two matmuls and an exp-normalise that vectorise over the whole tensor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from videotok.layers.placement import Layout
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,23 @@ class AttnInfo:
     cls_attn: Optional[Tensor] = None  # [B, N], head-averaged
     received_attn: Optional[Tensor] = None  # [B, N], mean over heads and queries
     sharpness: Optional[Tensor] = None  # [B, N], sum_j a_ij log a_ij of the head-averaged row i
+
+
+SHORT_KEYS = 16  # below this many keys a CPU softmax runs scalar code (one AVX-512 vector of float32)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None, dropout_p: float = 0.0) -> Tensor:
+    """softmax(q kᵀ / √d + bias) v for q [B, h, Nq, d], k, v [B, h, Nk, d] and an additive `bias`
+    broadcastable to [B, h, Nq, Nk]: scaled_dot_product_attention, except for float32 on a CPU with
+    fewer than SHORT_KEYS keys and no dropout (see the module doc), where the same product runs as
+    matmuls (the same FLOPs; results within float rounding of the fused kernel's)."""
+    if q.device.type == "cpu" and k.shape[-2] < SHORT_KEYS and dropout_p == 0.0 and q.dtype == torch.float32:
+        logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, h, Nq, Nk]
+        if bias is not None:
+            logits = logits + bias
+        weights = (logits - logits.amax(dim=-1, keepdim=True)).exp()
+        return (weights / weights.sum(dim=-1, keepdim=True)) @ v
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
 
 
 def size_bias(size: Optional[Tensor], dtype: torch.dtype, valid: Optional[Tensor] = None) -> Optional[Tensor]:
@@ -65,12 +91,13 @@ class Attention(nn.Module):
         return t.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, size: Optional[Tensor], valid: Optional[Tensor] = None) -> Tensor:
-        bias = size_bias(size, q.dtype, valid)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0
-        )  # [B, heads, Nq, head_dim]
+        out = attend(q, k, v, size_bias(size, q.dtype, valid), self.dropout_p)  # [B, heads, Nq, head_dim]
         b, _, n, _ = out.shape
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+
+    @property
+    def dropout_p(self) -> float:
+        return self.attn_drop if self.training else 0.0
 
     def forward(
         self,
@@ -90,35 +117,67 @@ class Attention(nn.Module):
         info = self.describe(q, k, size, request, num_prefix, valid) if request is not None else None
         return out, info
 
-    def over_places(self, x: Tensor, slots: Tensor, present: Tensor, read: Tensor) -> Tensor:
+    def over_places(self, x: Tensor, placed: Layout) -> Tensor:
         """Divided attention's temporal half on merged tokens: attention over the T frames at every
-        place of the grid, each (frame, place) slot played by the token that holds it.
+        place of the grid, each (place, frame) slot played by the token that holds it.
 
-        x [B, n, C] tokens; slots [B, T, P] the token holding each slot; present [B, T, P] bool (False:
-        the patch was dropped, masked as a key); read [B, n] the slot (t * P + place) whose output
-        each token takes, its own anchor. Projections run once per token; the attention itself is
-        the grid's [B*P, T, T], so its cost does not depend on how the tokens were merged.
+        x [B, n, C] tokens -> [B, n, C], each token taking the output at its anchor slot. Projections
+        run once per token; the attention itself is the grid's [B*P, T, T], so its cost does not
+        depend on how the tokens were merged. Slots of dropped patches are masked as keys.
         """
         b, n, c = x.shape
-        _, frames, places = slots.shape
-        qkv = self.qkv(x)  # [B, n, 3C]
-        at_slots = qkv.gather(1, slots.reshape(b, frames * places, 1).expand(-1, -1, 3 * c))  # [B, T*P, 3C]
-        q, k, v = (
-            at_slots.reshape(b, frames, places, 3, self.num_heads, self.head_dim)
-            .permute(3, 0, 2, 4, 1, 5)
-            .reshape(3, b * places, self.num_heads, frames, self.head_dim)
-            .unbind(0)
-        )  # 3 x [B*P, heads, T, head_dim]
-        # a place dropped in every frame is read by no token: leave it unmasked rather than all -inf
-        keys = present | ~present.any(dim=1, keepdim=True)  # [B, T, P]
-        mask = torch.zeros(keys.shape, dtype=q.dtype, device=q.device).masked_fill(~keys, float("-inf"))
-        mask = mask.permute(0, 2, 1).reshape(b * places, 1, 1, frames)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0
-        )  # [B*P, heads, T, head_dim]
-        out = out.reshape(b, places, self.num_heads, frames, self.head_dim).permute(0, 3, 1, 2, 4)
-        out = out.reshape(b, frames * places, c).gather(1, read.unsqueeze(-1).expand(-1, -1, c))  # [B, n, C]
-        return self.proj_drop(self.proj(out))
+        frames, places = placed.frames, placed.places
+        at_slots = self.qkv(x).reshape(b * n, 3 * c).index_select(0, placed.slot_rows)  # [B*P*T, 3C]
+        q, k, v = at_slots.reshape(b * places, frames, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None if placed.temporal_mask is None else placed.temporal_mask.to(q.dtype)
+        out = attend(q, k, v, mask, self.dropout_p)  # [B*P, heads, T, head_dim]
+        out = out.transpose(1, 2).reshape(b * places * frames, c).index_select(0, placed.anchor_rows)
+        return self.proj_drop(self.proj(out.reshape(b, n, c)))
+
+    def over_frames(
+        self, x: Tensor, placed: Layout, size: Optional[Tensor], request: Optional[AttnRequest], num_prefix: int,
+    ) -> tuple[Tensor, Optional[AttnInfo]]:
+        """Divided attention's spatial half on merged tokens: the prefix and the tokens of one frame
+        attend among themselves, frame by frame, each frame padded to the fullest (`placed.width`)
+        with masked seats. x [B, P+n, C] -> ([B, P+n, C], info as `forward`'s, per video): the
+        prefix's output is averaged over the frames that hold tokens, and scores a token gets in its
+        frame are divided by their number (as `Block._frames_to_video` does on the grid).
+
+        The projections run once per token, the prefix's once per video: padding seats and the
+        prefix's copies cost attention only."""
+        b, total, c = x.shape
+        p, frames, m = num_prefix, placed.frames, placed.width
+        qkv = self.qkv(x)  # [B, P+n, 3C]
+        framed = qkv.reshape(b * total, 3 * c).index_select(0, placed.frame_rows)  # [B*T*(P+M), 3C]
+        q, k, v = framed.reshape(b * frames, p + m, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        size_s = None if size is None else size.reshape(-1).index_select(0, placed.frame_rows).view(b * frames, p + m)
+        out = attend(q, k, v, size_bias(size_s, q.dtype, placed.seat_valid), self.dropout_p)  # [B*T, heads, P+M, d]
+        out = out.transpose(1, 2).reshape(b, frames, p + m, c)
+        res = torch.cat([_mean_over_frames(out[:, :, :p], placed.occupied), _seats_to_tokens(out, placed)], dim=1)
+        res = self.proj_drop(self.proj(res))  # [B, P+n, C]
+        if request is None:
+            return res, None
+        info = self.describe(q, k, size_s, replace(request, keys=False), p, placed.seat_valid)  # [B*T, P+M, ...]
+        used = frames if placed.occupied is None else placed.occupied.sum(dim=1)  # [B] frames holding tokens
+
+        def per_video(v: Optional[Tensor], scale: bool) -> Optional[Tensor]:
+            if v is None:
+                return None
+            v = v.reshape(b, frames, p + m, *v.shape[2:])
+            patches = _seats_to_tokens(v, placed)  # [B, n, ...]
+            if scale:
+                patches = patches / (used if isinstance(used, int) else used.view(b, *(1,) * (patches.dim() - 1)))
+            return torch.cat([_mean_over_frames(v[:, :, :p], placed.occupied), patches], dim=1)
+
+        keys = None
+        if request.keys:
+            keys = qkv[..., c : 2 * c].reshape(b, total, self.num_heads, self.head_dim).mean(dim=2)  # [B, P+n, d]
+        return res, AttnInfo(
+            keys=keys,
+            cls_attn=per_video(info.cls_attn, True),
+            received_attn=per_video(info.received_attn, True),
+            sharpness=per_video(info.sharpness, False),
+        )
 
     def cross(self, queries: Tensor, context: Tensor, context_size: Optional[Tensor] = None) -> Tensor:
         """Attention of `queries` [B, Nq, C] over `context` [B, Nk, C] with this layer's weights.
@@ -178,3 +237,21 @@ class Attention(nn.Module):
             rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N], head-averaged
             out.append(torch.special.xlogy(rows, rows).sum(dim=-1))
         return torch.cat(out, dim=1)
+
+
+def _mean_over_frames(v: Tensor, occupied: Optional[Tensor]) -> Tensor:
+    """v [B, T, P, ...] the prefix's values in every frame -> [B, P, ...], averaged over the frames
+    holding tokens (`occupied` [B, T] float, None: all of them)."""
+    if occupied is None:
+        return v.mean(dim=1)
+    weight = occupied.to(v.dtype).view(*occupied.shape, *(1,) * (v.dim() - 2))
+    return (v * weight).sum(dim=1) / weight.sum(dim=1)
+
+
+def _seats_to_tokens(v: Tensor, placed: Layout) -> Tensor:
+    """v [B, T, P+M, ...] values at every frame's seats -> [B, n, ...] each patch token's, padding
+    tokens zero."""
+    rows = v.reshape(-1, *v.shape[3:])  # [B*T*(P+M), ...]
+    if placed.padded:
+        rows = torch.cat([rows, rows.new_zeros(1, *v.shape[3:])])  # the row padding tokens read
+    return rows.index_select(0, placed.seat_rows).reshape(v.shape[0], -1, *v.shape[3:])

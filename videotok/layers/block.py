@@ -13,7 +13,7 @@ from timm.layers import DropPath, LayerScale, Mlp
 from torch import Tensor, nn
 
 from videotok.layers.attention import Attention, AttnInfo, AttnRequest
-from videotok.layers.placement import FrameBuckets, frame_buckets, place
+from videotok.layers.placement import layout
 from videotok.reduce.state import TokenState
 
 
@@ -137,76 +137,19 @@ class Block(nn.Module):
     def _divided_placed(self, state: TokenState, request: Optional[AttnRequest]) -> tuple[TokenState, Optional[AttnInfo]]:
         """Divided attention on merged tokens: temporal attention over the token at each token's place
         in every frame, then spatial attention among the tokens of each frame (padded to the fullest
-        frame and masked), the prefix copied into every frame and averaged over the frames that
-        have tokens. The same weights and order as `_divided`; the same result on the full grid."""
+        frame and masked), the prefix joining every frame and averaged over the frames that have
+        tokens. The same weights and order as `_divided`; the same result on the full grid. The
+        tokens' Layout is computed by the first block after a reduction and kept on the state."""
         p = state.num_prefix
-        x = state.x
-        b, _, c = x.shape
-        prefix, patches = x[:, :p], x[:, p:]
-        n = patches.shape[1]
-        frames = state.owner.shape[1]
-        sizes = self._sizes(state)
-        patch_valid = None if state.valid is None else state.valid[:, p:]  # [B, n], False for padding (rlt)
-        placed = place(state.owner, state.pos[:, p:], patch_valid)
-
-        # temporal: each token attends to the T tokens at its place, one per frame
-        res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed.slots, placed.present, placed.anchor)
-        patches = patches + self.drop_path1(self.temporal_fc(res_t))
-
-        # spatial: [B, n, C] -> [B*T, P+M, C], each frame's tokens padded to M, prefix in each frame
-        buckets = frame_buckets(placed.frame, frames, patch_valid)  # padding goes to no frame
-        m = buckets.index.shape[-1]
-        flat = buckets.index.reshape(b, frames * m)  # [B, T*M], padding points at slot n
-        spread = flat.unsqueeze(-1).expand(-1, -1, c)
-        padded = torch.cat([patches, patches.new_zeros(b, 1, c)], dim=1)  # [B, n+1, C]
-        xs = padded.gather(1, spread).reshape(b, frames, m, c)
-        xs = torch.cat([prefix.unsqueeze(1).expand(b, frames, p, c), xs], dim=2).reshape(b * frames, p + m, c)
-        valid = torch.cat([buckets.valid.new_ones(b, frames, p), buckets.valid], dim=2).reshape(b * frames, p + m)
-        size_s = None
-        if sizes is not None:
-            patch_sizes = torch.cat([sizes[:, p:], sizes.new_ones(b, 1)], dim=1).gather(1, flat).reshape(b, frames, m)
-            size_s = torch.cat([sizes[:, :p].unsqueeze(1).expand(b, frames, p), patch_sizes], dim=2)
-            size_s = size_s.reshape(b * frames, p + m)
-        res_s, info = self.attn(self.norm1(xs), size_s, request, p, valid)
-        res_s = res_s.reshape(b, frames, p + m, c)
-        occupied = (buckets.count > 0).to(res_s.dtype)  # [B, T]: frames left without tokens do not vote
-        res_prefix = (res_s[:, :, :p] * occupied[:, :, None, None]).sum(1) / occupied.sum(1)[:, None, None]
-        res_patches = res_s.new_zeros(b, n + 1, c).scatter_add(1, spread, res_s[:, :, p:].reshape(b, frames * m, c))
-        res = torch.cat([res_prefix, res_patches[:, :n]], dim=1)
-        x = torch.cat([prefix, patches], dim=1) + self.drop_path1(self.ls1(res))
-        if info is not None:
-            info = self._buckets_to_video(info, buckets, occupied, p, n)
-        return state.replace(x=x), info
-
-    @staticmethod
-    def _buckets_to_video(info: AttnInfo, buckets: FrameBuckets, occupied: Tensor, p: int, n: int) -> AttnInfo:
-        """Per-frame attention info [B*T, P+M, ...] -> per-video [B, P+n, ...] for n patch tokens, as
-        `_frames_to_video` (prefix averaged over the occupied frames, patch scores divided by their
-        number), the buckets' padding discarded (padding tokens get zeros)."""
-        b, frames, m = buckets.index.shape
-        flat = buckets.index.reshape(b, frames * m)
-        used = occupied.sum(1)  # [B]
-
-        def merge(v: Optional[Tensor], scale_patches: bool) -> Optional[Tensor]:
-            if v is None:
-                return None
-            v = v.reshape(b, frames, *v.shape[1:])  # [B, T, P+M, ...]
-            tail = (1,) * (v.dim() - 3)
-            weight = occupied.to(v.dtype).view(b, frames, 1, *tail)
-            prefix = (v[:, :, :p] * weight).sum(1) / used.to(v.dtype).view(b, 1, *tail)
-            values = v[:, :, p:].reshape(b, frames * m, *v.shape[3:])
-            index = flat.view(b, frames * m, *tail).expand_as(values)
-            patches = v.new_zeros(b, n + 1, *v.shape[3:]).scatter_add(1, index, values)[:, :n]
-            if scale_patches:
-                patches = patches / used.to(v.dtype).view(b, 1, *tail)
-            return torch.cat([prefix, patches], dim=1)
-
-        return AttnInfo(
-            keys=merge(info.keys, False),
-            cls_attn=merge(info.cls_attn, True),
-            received_attn=merge(info.received_attn, True),
-            sharpness=merge(info.sharpness, False),
-        )
+        placed = state.layout
+        if placed is None:
+            patch_valid = None if state.valid is None else state.valid[:, p:]  # False for padding (rlt)
+            placed = layout(state.owner, state.pos[:, p:], p, patch_valid)
+        prefix, patches = state.x[:, :p], state.x[:, p:]
+        res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed)
+        x = torch.cat([prefix, patches + self.drop_path1(self.temporal_fc(res_t))], dim=1)
+        res, info = self.attn.over_frames(self.norm1(x), placed, self._sizes(state), request, p)
+        return state.replace(x=x + self.drop_path1(self.ls1(res)), layout=placed), info
 
     @staticmethod
     def _frames_to_video(info: AttnInfo, b: int, t: int, p: int) -> AttnInfo:

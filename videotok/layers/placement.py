@@ -95,11 +95,13 @@ def place(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Placeme
 @dataclass
 class FrameBuckets:
     """The patch tokens grouped by frame, padded to the fullest frame: index [B, T, M] (pad = n, one
-    past the last token), valid [B, T, M] bool, count [B, T] tokens per frame."""
+    past the last token), valid [B, T, M] bool, count [B, T] tokens per frame, seat [B, n] each
+    token's position t * M + m among the T*M seats (padding tokens: T*M, no seat)."""
 
     index: Tensor
     valid: Tensor
     count: Tensor
+    seat: Tensor
 
 
 def frame_buckets(frame: Tensor, frames: int, valid: Optional[Tensor] = None) -> FrameBuckets:
@@ -122,8 +124,87 @@ def frame_buckets(frame: Tensor, frames: int, valid: Optional[Tensor] = None) ->
     index.scatter_(1, slot, order)
     index = index[:, : frames * width]
     found = index < n
+    seat = torch.empty_like(order).scatter_(1, order, slot.clamp_max(frames * width))
     return FrameBuckets(index=index.reshape(batch, frames, width), valid=found.reshape(batch, frames, width),
-                        count=count[:, :frames])
+                        count=count[:, :frames], seat=seat)
+
+
+@dataclass
+class Layout:
+    """Where divided attention reads and writes merged tokens, as rows of flattened tensors, so that
+    every move is one `index_select` (a copy of whole rows, where a gather over an index expanded to
+    the channels costs several times more) and the rows land already in the order attention reads
+    them (no permuted copy). Built once per token state by `layout` and kept on it
+    (`TokenState.layout`) until the next reduction, so blocks without a reduction reuse it.
+
+    frames, places, width: T, the grid's H*W, and M, the fullest frame's patch-token count.
+    slot_rows [B*P*T]: place-major, the row of the flat patch tokens [B*n] holding each slot
+        (place, frame).
+    anchor_rows [B*n]: the row of those slots whose temporal output each token takes (its anchor).
+    temporal_mask [B*P, 1, 1, T] float: -inf for slots whose patch was dropped; None if none was.
+    frame_rows [B*T*(p+M)]: for each frame, the prefix then the frame's patch tokens, as rows of the
+        flat tokens [B*(p+n)] (empty seats: some row of the same video, masked as a key).
+    seat_rows [B*n]: each patch token's row among those [B*T*(p+M)]; padding tokens (rlt) read row
+        B*T*(p+M), the zero row `Attention.over_frames` appends.
+    seat_valid [B*T, p+M] bool: False for empty seats; None when every frame holds M tokens.
+    occupied [B, T] float: 1 for frames that hold tokens; None when every frame does.
+    padded: some patch tokens are padding (they have no seat).
+    """
+
+    frames: int
+    places: int
+    width: int
+    slot_rows: Tensor
+    anchor_rows: Tensor
+    temporal_mask: Optional[Tensor]
+    frame_rows: Tensor
+    seat_rows: Tensor
+    seat_valid: Optional[Tensor]
+    occupied: Optional[Tensor]
+    padded: bool
+
+
+def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None) -> Layout:
+    """The Layout of patch tokens `pos` [B, n, 3] (after `num_prefix` prefix tokens) holding the
+    patches of `owner` [B, T, H, W]; `valid` as in `anchors`."""
+    batch, frames, h, w = owner.shape
+    places, n, p = h * w, pos.shape[1], num_prefix
+    device = owner.device
+    placed = place(owner, pos, valid)
+    buckets = frame_buckets(placed.frame, frames, valid)
+    width = buckets.index.shape[-1]
+    full, complete = torch.stack([buckets.valid.all(), placed.present.all()]).tolist()  # one sync
+    video = torch.arange(batch, device=device)[:, None]  # [B, 1]
+    temporal_mask = None
+    if not complete:
+        # a place dropped in every frame is read by no token: leave it unmasked rather than all -inf
+        keys = placed.present | ~placed.present.any(dim=1, keepdim=True)  # [B, T, P]
+        temporal_mask = torch.zeros(keys.shape, dtype=pos.dtype, device=device).masked_fill(~keys, float("-inf"))
+        temporal_mask = temporal_mask.transpose(1, 2).reshape(batch * places, 1, 1, frames)
+    slots = placed.slots.transpose(1, 2).reshape(batch, places * frames)  # [B, T, P] -> place-major [B, P*T]
+    anchor_slot = (placed.anchor % places) * frames + placed.anchor // places  # [B, n], place-major
+    members = torch.where(buckets.valid, buckets.index + p, torch.zeros_like(buckets.index))  # [B, T, M]
+    prefix = torch.arange(p, device=device).expand(batch, frames, p)
+    seats = frames * (p + width)
+    seat = buckets.seat // width * (p + width) + p + buckets.seat % width  # [B, n], among the [T, p+M] seats
+    seat_valid = None
+    if not full:
+        seat_valid = torch.cat([buckets.valid.new_ones(batch, frames, p), buckets.valid], dim=2)
+        seat_valid = seat_valid.reshape(batch * frames, p + width)
+    return Layout(
+        frames=frames,
+        places=places,
+        width=width,
+        slot_rows=(slots + video * n).reshape(-1),
+        anchor_rows=(anchor_slot + video * (places * frames)).reshape(-1),
+        temporal_mask=temporal_mask,
+        frame_rows=(torch.cat([prefix, members], dim=2).reshape(batch, seats) + video * (p + n)).reshape(-1),
+        seat_rows=torch.where(buckets.seat < frames * width, seat + video * seats,
+                              torch.full_like(seat, batch * seats)).reshape(-1),
+        seat_valid=seat_valid,
+        occupied=None if full else (buckets.count > 0).to(pos.dtype),
+        padded=valid is not None,
+    )
 
 
 def frame_widths(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:

@@ -7,12 +7,15 @@ tokens still form the full regular grid instead of guessing it from the token co
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 Grid = tuple[int, int, int]
+
+# what a Layout (videotok.layers.placement) is computed from: changing any of them discards it
+_LAYOUT_INPUTS = frozenset({"owner", "pos", "size", "padded", "num_prefix", "grid"})
 
 
 @dataclass
@@ -45,6 +48,9 @@ class TokenState:
              key in every attention and is left out of pooling (see `valid`). Nothing merges it
              into real tokens: rlt is the model's one reducer and nothing runs after it, and
              apply_plan weighs a size-0 token at zero, so no merge could move a real token anyway.
+    layout:  the videotok.layers.placement.Layout divided attention computed from `owner`, `pos` and
+             the padding, kept so the blocks between two reductions place the tokens once; `replace`
+             drops it whenever one of those changes.
     """
 
     x: Tensor
@@ -59,6 +65,7 @@ class TokenState:
     owner: Optional[Tensor] = None
     mass: Optional[Tensor] = None
     padded: bool = False
+    layout: Optional[Any] = None
 
     @classmethod
     def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
@@ -105,4 +112,6 @@ class TokenState:
         return self.size > 0 if self.padded else None
 
     def replace(self, **changes) -> "TokenState":
+        if "layout" not in changes and not _LAYOUT_INPUTS.isdisjoint(changes):
+            changes["layout"] = None
         return replace(self, **changes)
