@@ -4,7 +4,7 @@ Issue 23 asks why merging rows run slower than the baseline on small models alth
 fewer GFLOPs. This benchmark times, on one process and the same clip, the parts of every forward:
 
   attention   the blocks' attention (Block.attend), less the placement inside it
-  placement   placing merged tokens for divided attention (layers.placement: place, frame_buckets)
+  placement   placing merged tokens for divided attention (layers.placement.layout, once per reduction)
   mlp         the blocks' MLP (Block.feed_forward)
   reducer     the reducer's own work: request, reduce (matching, planning, applying the plan), start
   other       the rest of the forward (embedding, norm, head, a reducer's own block loop)
@@ -72,7 +72,7 @@ class Timers:
 @contextlib.contextmanager
 def instrumented(model: torch.nn.Module, timers: Timers) -> Iterator[None]:
     """Wrap the blocks, the placement functions the blocks call and the reducer's hooks for a while."""
-    saved = {name: getattr(block_module, name) for name in ("place", "frame_buckets")}
+    saved = {name: getattr(block_module, name) for name in ("layout",)}
     saved_attend, saved_mlp = block_module.Block.attend, block_module.Block.feed_forward
     reducer = model.reducer
     hooks = [name for name in ("request", "reduce", "start") if hasattr(reducer, name)]

@@ -210,15 +210,16 @@ def test_default_config_compares_every_strategy_on_the_smoke_settings():
     assert trained["semantic_l2"] == "fine-tuned" and trained["crucial_merge_k70"] == "fine-tuned"
     assert trained["crucial_merge_k70_nofusion"] == "training-free" and trained["tome_r8"] == "training-free"
     assert settings.split == "test" and settings.views == (2, 3)
-    # Every row cuts GFLOPs by a tenth to a half on the tiny model (merged TimeSformer tokens keep
-    # their temporal branch, so the merging rows cut 14-30 %: tome r=4 cuts least).
+    # Every row cuts GFLOPs by a tenth to two thirds on the tiny model (merged TimeSformer tokens keep
+    # their temporal branch, so the merging rows cut 16-41 %: tome r=4 cuts least; rlt on the blank
+    # clip the cost is counted on keeps a quarter of the tubelets).
     model_settings = resolve_model_settings(config)
     name, overrides = model_settings.model, model_settings.backbone_overrides()
     full = measure_cost(create_model(name, num_classes=6, **overrides)).gflops
     for s in settings.strategies:
         cost = measure_cost(create_model(name, reducer=build_reducer(s.reducer, **s.reducer_args),
                                          num_classes=6, **overrides)).gflops
-        assert 0.5 * full <= cost <= 0.9 * full, s.name
+        assert 0.3 * full <= cost <= 0.9 * full, s.name
     # The same model and data as the smoke experiment (its file stays the reference).
     smoke = load_config(ROOT / "configs" / "experiment" / "smoke.yaml")
     assert config["model"] == smoke["model"]

@@ -116,10 +116,11 @@ def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
     (`blocks[i]`) and kept after its reduction (`blocks[i + 1]`), each video costed as if alone
     (its own token count and per-frame width, not the batch's padding).
 
-    Per block, with C the width and n the tokens: joint attention 4nC² + 2n²C; TimeSformer's
-    divided attention, temporal 5nC² (qkv, proj, temporal_fc) + 2·places·T²·C, spatial per frame
-    4(p+m)C² + 2(p+m)²C with m the frame's patches on the grid or the fullest frame's tokens once
-    merged tokens are placed; the MLP 2·n_out·C·hidden."""
+    Per block, with C the width, p the prefix and n the patch tokens: joint attention 4nC² + 2n²C;
+    TimeSformer's divided attention, temporal 5nC² (qkv, proj, temporal_fc) + 2·places·T²·C, and
+    spatial on the grid T·(4(p+HW)C² + 2(p+HW)²C) (every frame projects its copy of the prefix), on
+    placed tokens 4(p+n)C² + T·2(p+m)²C (projections once per token; m the fullest frame's tokens,
+    the width every frame is padded to); the MLP 2·n_out·C·hidden."""
     total: Optional[Tensor] = None
     for block, entering, leaving in zip(model.blocks, blocks, blocks[1:]):
         c = block.norm1.normalized_shape[0]
@@ -128,12 +129,13 @@ def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
         p = entering.num_prefix
         if block.divided and entering.grid is not None:
             t, h, w = entering.grid
-            macs = macs + _divided(c, p, n_in - p, t, h * w, torch.full_like(n_in, h * w))
+            hw = torch.full_like(n_in, h * w)
+            macs = macs + _temporal(c, n_in - p, t, h * w) + t * (4 * (p + hw) * c * c + 2 * (p + hw) ** 2 * c)
         elif block.divided and entering.owner is not None and block.divided_after_merge:
             t, h, w = entering.owner.shape[1:]
             real = entering.size[:, p:] > 0  # padding (a content-aware reducer's) joins no frame
             width = frame_widths(entering.owner, entering.pos[:, p:], real).double()
-            macs = macs + _divided(c, p, n_in - p, t, h * w, width)
+            macs = macs + _temporal(c, n_in - p, t, h * w) + 4 * n_in * c * c + t * 2 * (p + width) ** 2 * c
         else:
             macs = macs + 4 * n_in * c * c + 2 * n_in * n_in * c
         per_video = macs.reshape(-1, entering.samples_per_video).sum(dim=1)  # [B'] -> [B]
@@ -143,7 +145,6 @@ def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
     return total / 1e9
 
 
-def _divided(c: int, p: int, patches: Tensor, frames: int, places: int, width: Tensor) -> Tensor:
-    temporal = 5 * patches * c * c + 2 * places * frames * frames * c
-    spatial = frames * (4 * (p + width) * c * c + 2 * (p + width) ** 2 * c)
-    return temporal + spatial
+def _temporal(c: int, patches: Tensor, frames: int, places: int) -> Tensor:
+    """Divided attention's temporal half: projections per patch token, attention over T per place."""
+    return 5 * patches * c * c + 2 * places * frames * frames * c
