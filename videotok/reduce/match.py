@@ -47,35 +47,35 @@ def apply_plan(
     frames: Optional[int] = None,
 ) -> TokenState:
     """Merge `state` by `plan`: size- (or mass-) weighted averages of x, size-weighted pos, summed sizes
-    and sources."""
+    and sources. Everything that is summed per output slot travels in one [B*N, C+5] tensor through
+    one `index_add_` (x times its weight, pos times size, size, weight, mass)."""
     batch, num_tokens, dim = state.x.shape
     kept = plan.dest >= 0
-    dest = plan.dest.clamp(min=0)
     size = state.size * kept  # [B, N]; dropped tokens carry no weight
     base = size if state.mass is None else state.mass * kept  # what a token counts for in averages
     weight = base if plan.weight is None else base * plan.weight.float()
-
-    def scatter(values: Tensor, w: Tensor) -> Tensor:
-        # values [B, N, D] weighted by w [B, N] -> summed per output slot [B, num_out, D]
-        out = values.new_zeros(batch, plan.num_out, values.shape[-1], dtype=torch.float32)
-        index = dest.unsqueeze(-1).expand(-1, -1, values.shape[-1])
-        return out.scatter_add_(1, index, values.float() * w.unsqueeze(-1))
-
-    def total(w: Tensor) -> Tensor:
-        return w.new_zeros(batch, plan.num_out).scatter_add_(1, dest, w)  # [B, num_out]
-
-    weight_sum = total(weight).clamp_min(1e-12)
-    x = (scatter(state.x, weight) / weight_sum.unsqueeze(-1)).to(state.x.dtype)
-    new_size = total(size)
-    mass = total(weight) if plan.weighs_mass else (None if state.mass is None else total(base))
-    pos = scatter(state.pos, size) / new_size.clamp_min(1e-12).unsqueeze(-1)
+    # every sample's slots after the previous sample's: [B, N] -> rows of [B*num_out]
+    rows = (plan.dest.clamp(min=0) + plan.num_out * torch.arange(batch, device=plan.dest.device)[:, None]).reshape(-1)
+    columns = [state.x.float() * weight.unsqueeze(-1), state.pos * size.unsqueeze(-1), size.unsqueeze(-1),
+               weight.unsqueeze(-1)]
+    if state.mass is not None and not plan.weighs_mass:
+        columns.append(base.unsqueeze(-1))
+    values = torch.cat(columns, dim=-1)  # [B, N, C+5(+1)]
+    summed = values.new_zeros(batch * plan.num_out, values.shape[-1]).index_add_(0, rows, values.reshape(-1, values.shape[-1]))
+    summed = summed.reshape(batch, plan.num_out, -1)  # [B, num_out, C+5(+1)]
+    new_size, weight_sum = summed[..., dim + 3], summed[..., dim + 4]
+    x = (summed[..., :dim] / weight_sum.clamp_min(1e-12).unsqueeze(-1)).to(state.x.dtype)
+    pos = summed[..., dim : dim + 3] / new_size.clamp_min(1e-12).unsqueeze(-1)
+    mass = weight_sum if plan.weighs_mass else (None if state.mass is None else summed[..., dim + 5])
     source = None
     if state.source is not None:
-        source = scatter(state.source, kept.float())
+        index = plan.dest.clamp(min=0).unsqueeze(-1).expand(-1, -1, state.source.shape[-1])
+        source = state.source.new_zeros(batch, plan.num_out, state.source.shape[-1]).scatter_add_(
+            1, index, state.source * kept.unsqueeze(-1))
     merged = state.merged or bool(plan.num_out < num_tokens)
     owner = None if state.owner is None else follow_owner(state.owner, plan.dest, state.num_prefix)
-    return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged,
-                         owner=owner, mass=mass)
+    return state.replace(x=x, size=new_size.contiguous(), pos=pos, grid=grid, frames=frames, source=source,
+                         merged=merged, owner=owner, mass=None if mass is None else mass.contiguous())
 
 
 def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:
