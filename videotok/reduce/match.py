@@ -103,29 +103,26 @@ def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> Merg
 
     Tokens alternate into sets A (even) and B (odd); each A token finds its most similar B token and
     the r most similar edges are merged. Prefix tokens are never merged; r is capped at half the
-    mergeable tokens. Kept tokens keep their order, so the prefix stays first.
+    mergeable tokens. Kept tokens keep their order, so the prefix stays first. The sets are strided
+    views (A from the first even index past the prefix, B from the first odd one), not index copies.
     """
     batch, num_tokens, _ = metric.shape
-    protected = torch.zeros(num_tokens, dtype=torch.bool, device=metric.device)
-    protected[:num_prefix] = True
-    is_a = torch.zeros(num_tokens, dtype=torch.bool, device=metric.device)
-    is_a[0::2] = True
-    idx_a = torch.nonzero(is_a & ~protected).squeeze(1)  # mergeable A tokens
-    idx_b = torch.nonzero(~is_a & ~protected).squeeze(1)
-    r = min(r, idx_a.numel(), (num_tokens - num_prefix) // 2)
-    dest_identity = torch.arange(num_tokens, device=metric.device).expand(batch, -1)
+    first_a = num_prefix + num_prefix % 2  # first mergeable even index
+    first_b = num_prefix + 1 - num_prefix % 2  # first mergeable odd index
+    size_a = len(range(first_a, num_tokens, 2))
+    r = min(r, size_a, (num_tokens - num_prefix) // 2)
     if r <= 0:
-        return MergePlan(dest=dest_identity.clone(), num_out=num_tokens)
+        return MergePlan(dest=torch.arange(num_tokens, device=metric.device).expand(batch, -1).clone(),
+                         num_out=num_tokens)
     metric = metric.float()  # bf16 similarities tie and flip merge decisions
     metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    scores = metric[:, idx_a] @ metric[:, idx_b].transpose(1, 2)  # [B, |A|, |B|]
+    scores = metric[:, first_a::2] @ metric[:, first_b::2].transpose(1, 2)  # [B, |A|, |B|]
     best_score, best_b = scores.max(dim=-1)  # [B, |A|]
     merged_a = best_score.argsort(dim=-1, descending=True)[:, :r]  # [B, r] positions within A
-    keep = torch.ones(batch, num_tokens, dtype=torch.bool, device=metric.device)
-    src_tokens = idx_a[merged_a]  # [B, r] token indices that disappear
-    keep.scatter_(1, src_tokens, False)
+    src_tokens = first_a + 2 * merged_a  # [B, r] token indices that disappear
+    dst_tokens = first_b + 2 * best_b.gather(1, merged_a)  # [B, r] token they join
+    keep = torch.ones(batch, num_tokens, dtype=torch.bool, device=metric.device).scatter_(1, src_tokens, False)
     slots = slots_of_kept(keep)
-    dst_tokens = idx_b[best_b.gather(1, merged_a)]  # [B, r] token they join
     dest = slots.scatter(1, src_tokens, slots.gather(1, dst_tokens))
     return MergePlan(dest=dest, num_out=num_tokens - r)
 
