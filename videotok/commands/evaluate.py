@@ -39,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
                         help="videos per process between flushes to --run-dir (default 200)")
     add_device_arguments(parser)
     parser.add_argument("--precision", help="32, bf16 or 16 (autocast; default: the config's trainer.precision, else 32)")
-    parser.add_argument("--batch-size", type=int, help="override data.batch_size")
+    parser.add_argument("--batch-size", type=int, help="views per batch (default: data.eval_batch_size, else "
+                        "data.batch_size)")
     parser.add_argument("--num-workers", type=int, help="override data.num_workers")
     parser.add_argument("--per-class", action="store_true", help="print per-class accuracy too")
     parser.add_argument("--no-progress", action="store_true")
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give the weights: --ckpt_path CKPT (a videotok checkpoint) or --pretrained SOURCE "
                          "(a published one; or model.published in the config)")
     checkpoint = load_checkpoint(args.ckpt_path) if args.ckpt_path else None
-    datamodule = build_datamodule(config, data_dir=args.data_dir, batch_size=args.batch_size,
+    datamodule = build_datamodule(config, data_dir=args.data_dir, eval_batch_size=args.batch_size,
                                   num_workers=args.num_workers)
     classifier = build_classifier(config, datamodule, reducer, checkpoint=checkpoint)
     if views is None and published:

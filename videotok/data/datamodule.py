@@ -58,7 +58,10 @@ FAILURE_STAGES = ("train", "val", "test")
 class KineticsDataModule(L.LightningDataModule):
     """Kinetics-layout clips for training (random clip, scale, crop, flip) and multi-view
     evaluation (``*_views`` = temporal clips x spatial crops, crops 1 = centre, 3 = along the
-    long side). ``sampling_rate`` is the frame interval in the video's own frames."""
+    long side). ``sampling_rate`` is the frame interval in the video's own frames. Training batches
+    hold ``batch_size`` clips, evaluation batches ``eval_batch_size`` views (default: the same):
+    inference keeps no activations for backward, so it can take more, and a small model's forward
+    on a small batch is mostly per-operation overhead."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class KineticsDataModule(L.LightningDataModule):
         decoder: str = "decord",
         fallback_decoder: str = "pyav",
         batch_size: int = 8,
+        eval_batch_size: Optional[int] = None,
         num_workers: int = 2,
         val_views: tuple[int, int] = (1, 1),
         test_views: tuple[int, int] = (1, 3),
@@ -86,7 +90,7 @@ class KineticsDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_side, mean, std,
-                    val_views, test_views, max_failure_rate, batch_size, num_workers)
+                    val_views, test_views, max_failure_rate, batch_size, num_workers, eval_batch_size)
         decoder_chain(decoder, fallback_decoder)  # unknown or uninstalled: fail here, not in a worker
         self.data_dir = Path(data_dir)
         self.num_frames = num_frames
@@ -99,6 +103,7 @@ class KineticsDataModule(L.LightningDataModule):
         self.decoder = decoder
         self.fallback_decoder = fallback_decoder
         self.batch_size = batch_size
+        self.eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         self.num_workers = num_workers
         self.val_views = tuple(val_views)
         self.test_views = tuple(test_views)
@@ -218,7 +223,7 @@ class KineticsDataModule(L.LightningDataModule):
     def _loader(self, split: str, dataset: VideoClipDataset) -> VideoDataLoader:
         return VideoDataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if dataset.training else self.eval_batch_size,
             num_workers=self.num_workers,
             collate_fn=partial(collate_with_failures, video_shape=self.video_shape),
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -256,7 +261,7 @@ class KineticsDataModule(L.LightningDataModule):
 
 
 def _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_side, mean, std,
-                val_views, test_views, max_failure_rate, batch_size, num_workers) -> None:
+                val_views, test_views, max_failure_rate, batch_size, num_workers, eval_batch_size=None) -> None:
     """Reject settings that would fail later, far from their cause."""
     problems = []
     if num_frames < 1 or sampling_rate < 1:
@@ -277,5 +282,7 @@ def _check_args(num_frames, sampling_rate, train_scale, crop_size, eval_short_si
         problems.append(f"max_failure_rate must be in [0, 1], got {max_failure_rate}")
     if batch_size < 1 or num_workers < 0:
         problems.append("batch_size must be >= 1 and num_workers >= 0")
+    if eval_batch_size is not None and eval_batch_size < 1:
+        problems.append(f"eval_batch_size must be >= 1 (or left out: batch_size), got {eval_batch_size}")
     if problems:
         raise ValueError("KineticsDataModule: " + "; ".join(problems))

@@ -28,6 +28,9 @@ import torch
 from torch import Tensor
 
 
+NO_PATCH = "a token holds no patch of the grid (TokenState.owner disagrees with the tokens)"
+
+
 @dataclass
 class Placement:
     """anchor: [B, n] long, the flat t-major index of each patch token's anchor patch (t * H*W + place).
@@ -50,12 +53,13 @@ class Placement:
         return self.slots.gather(2, where).transpose(1, 2)
 
 
-def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: bool = True) -> Tensor:
     """owner [B, T, H, W] (patch-token index per original patch, -1 dropped), pos [B, n, 3] patch-token
     centres -> [B, n] long, the flat t-major index of each token's anchor patch.
 
     valid: optional [B, n] bool, False for padding tokens (rlt), which hold no patch by design: they
-    get anchor 0, and only a real token holding no patch is an error."""
+    get anchor 0, and only a real token holding no patch is an error. check=False leaves that check
+    (a host sync) to the caller: such a token's anchor is then T*H*W."""
     batch, t, h, w = owner.shape
     n = pos.shape[1]
     flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
@@ -79,17 +83,17 @@ def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tenso
     first = first.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
     if valid is not None:
         first = torch.where(valid, first, torch.zeros_like(first))
-    if bool((first == length).any()):
-        raise ValueError("a token holds no patch of the grid (TokenState.owner disagrees with the tokens)")
+    if check and bool((first == length).any()):
+        raise ValueError(NO_PATCH)
     return first
 
 
-def place(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Placement:
+def place(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: bool = True) -> Placement:
     """The anchor and frame of every patch token, and who holds each patch (see the module doc);
-    `valid` as in `anchors`."""
+    `valid` and `check` as in `anchors`."""
     batch, t, h, w = owner.shape
     held = owner.reshape(batch, t, h * w)  # [B, T, HW]
-    return Placement(anchor=anchors(owner, pos, valid), slots=held.clamp_min(0), present=held >= 0)
+    return Placement(anchor=anchors(owner, pos, valid, check), slots=held.clamp_min(0), present=held >= 0)
 
 
 @dataclass
@@ -170,10 +174,13 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
     batch, frames, h, w = owner.shape
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
-    placed = place(owner, pos, valid)
-    buckets = frame_buckets(placed.frame, frames, valid)
+    placed = place(owner, pos, valid, check=False)
+    homeless = placed.anchor == frames * places  # a real token holding no patch (checked below)
+    buckets = frame_buckets(placed.frame.masked_fill(homeless, 0), frames, valid)
     width = buckets.index.shape[-1]
-    full, complete = torch.stack([buckets.valid.all(), placed.present.all()]).tolist()  # one sync
+    full, complete, broken = torch.stack([buckets.valid.all(), placed.present.all(), homeless.any()]).tolist()
+    if broken:
+        raise ValueError(NO_PATCH)
     video = torch.arange(batch, device=device)[:, None]  # [B, 1]
     temporal_mask = None
     if not complete:
