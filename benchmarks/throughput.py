@@ -31,6 +31,7 @@ memory holds one backbone however many rows there are.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -131,9 +132,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_models(models: list[nn.Module], video: torch.Tensor, warmup: int, repeats: int) -> list[float]:
+def precision_context(video: torch.Tensor, autocast: Optional[str]):
+    """torch.autocast to `autocast` ("bf16" / "fp16") on the video's device, or nothing."""
+    if not autocast:
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
+    return torch.autocast(video.device.type, dtype=dtype)
+
+
+def time_models(models: list[nn.Module], video: torch.Tensor, warmup: int, repeats: int,
+                autocast: Optional[str] = None) -> list[float]:
     """Median seconds per forward of each model, timed in interleaved rounds."""
-    with torch.inference_mode():
+    with torch.inference_mode(), precision_context(video, autocast):
         for model in models:
             for _ in range(warmup):
                 model(video)
@@ -223,7 +233,17 @@ def run(opts: argparse.Namespace) -> str:
     for m in models:
         m.to(device)
     video = clip(opts, device)
-    seconds = time_models(models, video, opts.warmup, opts.repeats)
+    compile_seconds = 0.0
+    if opts.compile:
+        # compiled on first call (the warm-up forwards); the time to compile is reported, not timed
+        models = [torch.compile(m) for m in models]
+        start = time.perf_counter()
+        with torch.inference_mode(), precision_context(video, opts.autocast):
+            for m in models:
+                m(video)
+        sync(device)
+        compile_seconds = time.perf_counter() - start
+    seconds = time_models(models, video, opts.warmup, opts.repeats, opts.autocast)
     memory = [None] * len(models)
     if not opts.no_memory:
         memory = [peak_memory(opts, s, device) for s in [None, *settings]]
@@ -248,8 +268,10 @@ def run(opts: argparse.Namespace) -> str:
         "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {machine()}; load average before the run {load_before}, after {load_after}",
-        f"- device: {device}; eval, torch.inference_mode, float32; {opts.warmup} warm-up forwards per model, "
-        f"median of {opts.repeats} interleaved rounds",
+        f"- device: {device}; eval, torch.inference_mode, "
+        f"{('autocast ' + opts.autocast) if opts.autocast else 'float32'}"
+        f"{f', torch.compile (first calls of all models: {compile_seconds:.0f} s)' if opts.compile else ', eager'}; "
+        f"{opts.warmup} warm-up forwards per model, median of {opts.repeats} interleaved rounds",
         f"- command: `{command}`",
         "- peak MiB: " + ("CUDA max_memory_allocated growth during one forward" if device.type == "cuda" else
                           "growth of peak RSS (VmHWM) over RSS before two forwards, fresh subprocess per row"),
@@ -281,6 +303,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    p.add_argument("--compile", action="store_true", help="time torch.compile'd models (compiled before the warm-up)")
+    p.add_argument("--autocast", choices=("bf16", "fp16"), default=None, help="time under torch.autocast (default: float32)")
     p.add_argument("--output", default=None, help="markdown file (default: benchmarks/results/throughput_<model>_<T>x<S>_b<B>.md)")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
