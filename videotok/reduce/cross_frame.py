@@ -65,7 +65,8 @@ def cross_frame_plan(keys: Tensor, pos: Tensor, r: int, window: int, num_prefix:
     """
     p = num_prefix
     metric = _normalise(keys[:, p:])  # [B, n, d]
-    t, h, w = pos[:, p:].float().unbind(-1)  # [B, n] each
+    place = pos[:, p:].float()  # [B, n, 3] (t, h, w)
+    t = place[..., 0]
     b, n, _ = metric.shape
     half = window // 2 + _EPS
     idx = torch.arange(n, device=keys.device)
@@ -75,12 +76,13 @@ def cross_frame_plan(keys: Tensor, pos: Tensor, r: int, window: int, num_prefix:
         rows = slice(start, min(n, start + _CHUNK))
         sim = metric[:, rows] @ metric.transpose(1, 2)  # [B, c, n]
         dt = t[:, rows, None] - t[:, None, :]  # t_i - t_j
-        earlier = (dt > 0) | ((dt == 0) & (idx[None, None, :] < idx[rows, None]))  # strict (t, index) order
-        near = (dt > 0) & (dt <= 1 + _EPS)
-        near &= (h[:, rows, None] - h[:, None, :]).abs() <= half
-        near &= (w[:, rows, None] - w[:, None, :]).abs() <= half
-        score = torch.where(near, sim, torch.where(earlier, sim - _FALLBACK, torch.full_like(sim, float("-inf"))))
-        best[:, rows], parent[:, rows] = score.max(dim=-1)
+        after = dt > 0
+        earlier = after | ((dt == 0) & (idx[None, :] < idx[rows, None]))  # strict (t, index) order
+        near = after & (dt <= 1 + _EPS)
+        near &= torch.cdist(place[:, rows, 1:], place[:, :, 1:], p=float("inf")) <= half  # max(|dh|, |dw|)
+        # windowed matches keep their similarity, other earlier tokens rank after every one of them
+        penalty = torch.full_like(sim, float("-inf")).masked_fill_(earlier, -_FALLBACK).masked_fill_(near, 0.0)
+        best[:, rows], parent[:, rows] = (sim + penalty).max(dim=-1)
     sources = best.topk(r, dim=1).indices  # [B, r]
     target = idx.expand(b, n).clone().scatter_(1, sources, parent.gather(1, sources))
     target = resolve_chains(target, r.bit_length())  # every parent precedes its child: no cycles
