@@ -166,7 +166,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--num-frames", type=int, default=8)
     p.add_argument("--img-size", type=int, default=64)
     p.add_argument("--tubelet-size", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64, help="clips per forward (default 64, the default comparison's evaluation batch)")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--preset", action="append", help="a configs/reducer/*.yaml file (repeatable); default: "
