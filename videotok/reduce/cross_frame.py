@@ -88,7 +88,8 @@ def cross_frame_plan(keys: Tensor, pos: Tensor, r: int, window: int, num_prefix:
     target = resolve_chains(target, r.bit_length())  # every parent precedes its child: no cycles
     keep = torch.ones(b, n, dtype=torch.bool, device=keys.device).scatter_(1, sources, False)
     prefix = torch.arange(p, device=keys.device).expand(b, -1)
-    return merge_into_plan(torch.cat([keep.new_ones(b, p), keep], dim=1), torch.cat([prefix, target + p], dim=1))
+    return merge_into_plan(torch.cat([keep.new_ones(b, p), keep], dim=1), torch.cat([prefix, target + p], dim=1),
+                           num_out=p + n - r)
 
 
 @torch.no_grad()

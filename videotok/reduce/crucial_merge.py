@@ -91,7 +91,7 @@ def crucial_merge_plan(importance: Tensor, keys: Tensor, k: int, num_prefix: int
     target = top.gather(1, similar) + p  # [B, n] token index of the chosen crucial token
     keep = torch.cat([crucial.new_ones(crucial.shape[0], p), crucial], dim=1)  # [B, P + n]
     prefix = torch.arange(p, device=keys.device).expand(keys.shape[0], -1)
-    plan = merge_into_plan(keep, torch.cat([prefix, target], dim=1))
+    plan = merge_into_plan(keep, torch.cat([prefix, target], dim=1), num_out=p + k)
     weight = torch.cat([score.new_ones(score.shape[0], p), score.clamp_min(1e-8)], dim=1)
     return MergePlan(dest=plan.dest, num_out=plan.num_out, weight=weight)
 

@@ -106,7 +106,7 @@ class EViT(Reducer):
         # kept tokens weigh 1 (alone in their slot); fused ones by their importance, floored so a
         # token nobody attends to still has a defined average
         weight = torch.where(keep, torch.ones_like(attn), attn.float().clamp_min(1e-8))
-        plan = keep_fuse_plan(keep, self.fuse, weight)
+        plan = keep_fuse_plan(keep, self.fuse, weight, num_kept=p + k)
         return apply_plan(state, plan, grid=None, frames=None)
 
     def extra_repr(self) -> str:

@@ -89,13 +89,22 @@ def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:
     return moved.reshape(owner.shape)
 
 
-def keep_plan(keep: Tensor) -> MergePlan:
-    """Plan that keeps the `keep` [B, N] tokens in order and drops the rest (equal count per sample)."""
+def kept_count(keep: Tensor, num_out: Optional[int]) -> int:
+    """The tokens every sample keeps: `num_out` where the caller knows it (a top-k of fixed size; no
+    host sync, so the plan stays inside one compiled graph), else counted and checked equal."""
+    if num_out is not None:
+        return num_out
     counts = keep.sum(1)
     if not bool((counts == counts[0]).all()):
         raise ValueError("every sample must keep the same number of tokens")
+    return int(counts[0])
+
+
+def keep_plan(keep: Tensor, num_out: Optional[int] = None) -> MergePlan:
+    """Plan that keeps the `keep` [B, N] tokens in order and drops the rest (equal count per sample,
+    `num_out` if the caller knows it)."""
     dest = torch.where(keep, slots_of_kept(keep), torch.full_like(keep, -1, dtype=torch.long))
-    return MergePlan(dest=dest, num_out=int(counts[0]))
+    return MergePlan(dest=dest, num_out=kept_count(keep, num_out))
 
 
 def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> MergePlan:
@@ -127,24 +136,24 @@ def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> Merg
     return MergePlan(dest=dest, num_out=num_tokens - r)
 
 
-def merge_into_plan(keep: Tensor, target: Tensor) -> MergePlan:
+def merge_into_plan(keep: Tensor, target: Tensor, num_out: Optional[int] = None) -> MergePlan:
     """Kept tokens stay in order; every other token joins the kept token `target` names.
 
     keep: [B, N] bool, the same count per sample. target: [B, N] long token indices (read only where
-    `keep` is False; they must point at kept tokens). Nothing is discarded.
+    `keep` is False; they must point at kept tokens). Nothing is discarded. `num_out`: as in
+    `keep_plan`.
     """
-    counts = keep.sum(1)
-    if not bool((counts == counts[0]).all()):
-        raise ValueError("every sample must keep the same number of tokens")
     slots = slots_of_kept(keep)
     dest = torch.where(keep, slots, slots.gather(1, target))
-    return MergePlan(dest=dest, num_out=int(counts[0]))
+    return MergePlan(dest=dest, num_out=kept_count(keep, num_out))
 
 
-def keep_fuse_plan(keep: Tensor, fuse: bool = True, weight: Optional[Tensor] = None) -> MergePlan:
+def keep_fuse_plan(keep: Tensor, fuse: bool = True, weight: Optional[Tensor] = None,
+                   num_kept: Optional[int] = None) -> MergePlan:
     """Keep the `keep` [B, N] tokens in order; fuse all others into ONE extra token appended last
-    (EViT), weighted by `weight` [B, N], or drop them when `fuse` is False."""
-    plan = keep_plan(keep)
+    (EViT), weighted by `weight` [B, N], or drop them when `fuse` is False. `num_kept`: the kept
+    count if the caller knows it (as `keep_plan`'s `num_out`)."""
+    plan = keep_plan(keep, num_kept)
     if not fuse:
         return plan
     dest = torch.where(keep, plan.dest, torch.full_like(plan.dest, plan.num_out))
