@@ -144,7 +144,7 @@ class Block(nn.Module):
         placed = state.layout
         if placed is None:
             patch_valid = None if state.valid is None else state.valid[:, p:]  # False for padding (rlt)
-            placed = layout(state.owner, state.pos[:, p:], p, patch_valid)
+            placed = layout(state.owner, state.pos[:, p:], p, patch_valid, static=torch.compiler.is_compiling())
         prefix, patches = state.x[:, :p], state.x[:, p:]
         res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed)
         x = torch.cat([prefix, patches + self.drop_path1(self.temporal_fc(res_t))], dim=1)

@@ -108,17 +108,20 @@ class FrameBuckets:
     seat: Tensor
 
 
-def frame_buckets(frame: Tensor, frames: int, valid: Optional[Tensor] = None) -> FrameBuckets:
+def frame_buckets(frame: Tensor, frames: int, valid: Optional[Tensor] = None,
+                  width: Optional[int] = None) -> FrameBuckets:
     """[B, n] frame of each patch token -> the tokens of every frame in their original order.
 
     valid: optional [B, n] bool; padding tokens (False) join no frame: they go to a spare bucket T
-    that is cut off, so no query and no key of spatial attention is padding."""
+    that is cut off, so no query and no key of spatial attention is padding. width: the seats per
+    frame, at least the fullest frame's count (default: exactly that, read with a host sync)."""
     batch, n = frame.shape
     if valid is not None:
         frame = torch.where(valid, frame, torch.full_like(frame, frames))  # padding -> spare bucket T
     count = torch.zeros(batch, frames + 1, device=frame.device, dtype=torch.long)
     count.scatter_add_(1, frame, torch.ones_like(frame))
-    width = max(int(count[:, :frames].max()), 1)
+    if width is None:
+        width = max(int(count[:, :frames].max()), 1)
     order = (frame * n + torch.arange(n, device=frame.device)).argsort(dim=1)  # by frame, then position
     sorted_frame = frame.gather(1, order)  # [B, n]
     start = count.cumsum(1) - count  # [B, T+1], first sorted position of each frame
@@ -168,19 +171,27 @@ class Layout:
     padded: bool
 
 
-def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None) -> Layout:
+def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None,
+           static: bool = False) -> Layout:
     """The Layout of patch tokens `pos` [B, n, 3] (after `num_prefix` prefix tokens) holding the
-    patches of `owner` [B, T, H, W]; `valid` as in `anchors`."""
+    patches of `owner` [B, T, H, W]; `valid` as in `anchors`.
+
+    static: no host sync (what torch.compile needs for one graph): every frame gets min(n, H*W)
+    seats, the most any frame can hold, with the empty ones masked, and the temporal mask is always
+    built; the same results as the exact width, with more attention work on padding (which GFLOPs,
+    counted eagerly, do not include)."""
     batch, frames, h, w = owner.shape
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
     placed = place(owner, pos, valid, check=False)
     homeless = placed.anchor == frames * places  # a real token holding no patch (checked below)
-    buckets = frame_buckets(placed.frame.masked_fill(homeless, 0), frames, valid)
+    buckets = frame_buckets(placed.frame.masked_fill(homeless, 0), frames, valid, min(n, places) if static else None)
     width = buckets.index.shape[-1]
-    full, complete, broken = torch.stack([buckets.valid.all(), placed.present.all(), homeless.any()]).tolist()
-    if broken:
-        raise ValueError(NO_PATCH)
+    full, complete = False, False
+    if not static:
+        full, complete, broken = torch.stack([buckets.valid.all(), placed.present.all(), homeless.any()]).tolist()
+        if broken:
+            raise ValueError(NO_PATCH)
     video = torch.arange(batch, device=device)[:, None]  # [B, 1]
     temporal_mask = None
     if not complete:
