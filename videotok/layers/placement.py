@@ -18,6 +18,9 @@ inside the token's own footprint, so
 
 Centres alone would not do: a token merged from two distant patches has its centre in somebody
 else's footprint.
+
+`layout` turns a placement into what the blocks use: flat row indices (read by `index_select`) for
+the temporal slots, each token's anchor slot and every frame's seats, built once per reduction.
 """
 from __future__ import annotations
 
