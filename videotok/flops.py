@@ -129,8 +129,7 @@ def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:
         p = entering.num_prefix
         if block.divided and entering.grid is not None:
             t, h, w = entering.grid
-            hw = torch.full_like(n_in, h * w)
-            macs = macs + _temporal(c, n_in - p, t, h * w) + t * (4 * (p + hw) * c * c + 2 * (p + hw) ** 2 * c)
+            macs = macs + _temporal(c, n_in - p, t, h * w) + t * (4 * (p + h * w) * c * c + 2 * (p + h * w) ** 2 * c)
         elif block.divided and entering.owner is not None and block.divided_after_merge:
             t, h, w = entering.owner.shape[1:]
             real = entering.size[:, p:] > 0  # padding (a content-aware reducer's) joins no frame
