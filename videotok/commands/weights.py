@@ -3,21 +3,13 @@ SOURCE) or a videotok one (--config C --ckpt_path P), with the preprocessing it 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import Any, Optional
 
-from videotok.models.base import VideoBackbone
-from videotok.models.published import FORMATS, Preprocessing
+from videotok.api import Loaded, load_with_details
+from videotok.models.published import FORMATS
 from videotok.reduce.choice import ReducerChoice
 
-
-@dataclass
-class LoadedModel:
-    model: VideoBackbone  # in eval mode, its reducer built from --reducer or the checkpoint's own
-    preprocessing: Preprocessing
-    classes: list[str]
-    weights: str  # where the weights came from, as printed
-    reducer_args: dict[str, Any]
+LoadedModel = Loaded  # the model, its preprocessing, classes, weights and reducer arguments
 
 
 def add_weight_arguments(parser: Any) -> None:
@@ -46,25 +38,14 @@ def load_model(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> Lo
 
 
 def _published(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> LoadedModel:
-    from videotok.models.published import load_published
-
-    checkpoint = load_published(args.pretrained, args.format, classes=args.classes)
-    model = checkpoint.build(reducer.build() if reducer else None)
-    if model.reducer.adds_parameters:
-        print(f"note: {model.reducer.name} adds parameters that {checkpoint.source} lacks: they are as initialised, "
-              "untrained (fine-tune them with `videotok compare` and compare.finetune_published: true)", flush=True)
-    return LoadedModel(model, checkpoint.preprocessing, checkpoint.classes, f"published {checkpoint.source}",
-                       dict(reducer.args) if reducer else {})
+    loaded = load_with_details(args.pretrained, reducer, format=args.format, classes=args.classes)
+    if loaded.model.reducer.adds_parameters:
+        print(f"note: {loaded.model.reducer.name} adds parameters that {args.pretrained} lacks: they are as "
+              "initialised, untrained (fine-tune them with `videotok compare` and compare.finetune_published: true)",
+              flush=True)
+    return loaded
 
 
 def _trained(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> LoadedModel:
-    from videotok.config import load_config
-    from videotok.evaluate.predict import datamodule_preprocessing
-    from videotok.train.build import build_classifier, build_datamodule
-    from videotok.train.checkpoint import load_checkpoint
-
-    config = load_config(args.config)
-    datamodule = build_datamodule(config)
-    classifier = build_classifier(config, datamodule, reducer, checkpoint=load_checkpoint(args.ckpt_path))
-    return LoadedModel(classifier.model.eval(), datamodule_preprocessing(datamodule), datamodule.classes,
-                       f"checkpoint {args.ckpt_path}", dict(classifier.hparams.reducer_args or {}))
+    loaded = load_with_details(args.ckpt_path, reducer, config=args.config)
+    return loaded
