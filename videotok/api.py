@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from videotok.models.base import VideoBackbone
 from videotok.models.published import Preprocessing
-from videotok.patch import backbone_of, is_patched, patch, unpatch
-from videotok.patch.host import attach_reducer
+from videotok.patching import backbone_of, is_patched, patch, unpatch
+from videotok.patching.host import attach_reducer
 from videotok.reduce.base import Reducer
 from videotok.reduce.choice import ReducerChoice
 from videotok.reduce.registry import build_reducer, list_reducers

@@ -12,8 +12,8 @@ from typing import Any, Union
 
 from torch import nn
 
-from videotok.patch import timm_vit, transformers_video
-from videotok.patch.host import attach, attach_reducer, backbone_of, detach, is_patched
+from videotok.patching import timm_vit, transformers_video
+from videotok.patching.host import attach, attach_reducer, backbone_of, detach, is_patched
 from videotok.reduce.base import Reducer
 from videotok.reduce.registry import build_reducer
 

@@ -1,7 +1,7 @@
 """Attaching a videotok backbone to a model the user holds (the host), and taking it off again.
 
 The backbone is registered as the host's submodule `videotok`, so `train()`/`eval()`, `.to()` and
-`.half()` reach it with the host (its parameters are the host's own; `videotok.patch.share`), and a
+`.half()` reach it with the host (its parameters are the host's own; `videotok.patching.share`), and a
 reducer's parameters (semantic centres, crucial_merge's fusion) are among `host.parameters()`, so an
 optimiser trains them. It stays out of the host's state dict, except those reducer parameters: a
 patched model saves and loads the same keys as the original. The host's `forward` is replaced by an

@@ -21,8 +21,8 @@ from videotok.models.published import timesformer, videomae, vivit
 from videotok.models.published.common import rename
 from videotok.models.published.files import Found
 from videotok.models.registry import create_model
-from videotok.patch.host import ATTRIBUTE
-from videotok.patch.share import materialise_buffers, share_parameters
+from videotok.patching.host import ATTRIBUTE
+from videotok.patching.share import materialise_buffers, share_parameters
 
 # class name -> (the conversion of its saved weights, its rename table, keys the backbone does not use)
 CLASSES: dict[str, tuple[Callable[..., Any], list[tuple[str, str]], list[str]]] = {

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from videotok.models.base import VideoBackbone
 from videotok.models.registry import create_model, sized_name
-from videotok.patch.host import ATTRIBUTE
-from videotok.patch.share import share_parameters
+from videotok.patching.host import ATTRIBUTE
+from videotok.patching.share import share_parameters
 
 
 def matches(model: nn.Module) -> bool:
