@@ -18,6 +18,10 @@ __all__ = ["Loaded", "build_reducer", "count_gflops", "create_model", "evaluate"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "evaluate":  # the package itself is callable (videotok/evaluate/__init__.py)
+        import videotok.evaluate as package
+
+        return package
     if name in __all__:
         from videotok import api
 

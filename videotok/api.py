@@ -84,7 +84,7 @@ def create_model(name: str, reducer: ReducerLike = None, *, reducer_args: Option
 
 
 def load(source: str, reducer: ReducerLike = None, *, config: Optional[str] = None, format: Optional[str] = None,
-         classes: Optional[str] = None, **reducer_args: Any) -> VideoBackbone:
+         classes: Optional[str] = None, num_classes: Optional[int] = None, **reducer_args: Any) -> VideoBackbone:
     """A model ready to predict: `[B, C, T, H, W]` -> logits, in eval mode, with `.preprocessing`
     (frames, sampling rate, resize, crop, mean, std, views) and `.classes` attached.
 
@@ -92,31 +92,38 @@ def load(source: str, reducer: ReducerLike = None, *, config: Optional[str] = No
     `classes` as `videotok predict --format/--classes`) or a videotok checkpoint (`.ckpt`, with
     `config` the experiment config it was trained with). reducer: a name (or preset file) with
     `reducer_args`, or a built Reducer; None keeps a videotok checkpoint's own, and none at all
-    for a published one."""
-    return load_with_details(source, reducer, config=config, format=format, classes=classes, **reducer_args).model
+    for a published one. num_classes: a published checkpoint with a new classifier of that width
+    (to fine-tune on one's own classes; the rest of the weights load as strictly)."""
+    return load_with_details(source, reducer, config=config, format=format, classes=classes,
+                             num_classes=num_classes, **reducer_args).model
 
 
 def load_with_details(source: str, reducer: ReducerLike = None, *, config: Optional[str] = None,
-                      format: Optional[str] = None, classes: Optional[str] = None, **reducer_args: Any) -> Loaded:
+                      format: Optional[str] = None, classes: Optional[str] = None, num_classes: Optional[int] = None,
+                      **reducer_args: Any) -> Loaded:
     """`load`, with where the weights came from and the reducer's arguments (what the CLI prints)."""
     if str(source).endswith(".ckpt") or config is not None:
         if config is None:
             raise ValueError(f"{source}: a videotok checkpoint needs config=..., the experiment config it was "
                              "trained with (its data folder gives the classes and preprocessing)")
+        if num_classes is not None:
+            raise ValueError("num_classes is for published checkpoints; a videotok checkpoint has its data's classes")
         loaded = _load_trained(str(source), config, reducer, reducer_args)
     else:
-        loaded = _load_published(str(source), format, classes, reducer, reducer_args)
+        loaded = _load_published(str(source), format, classes, num_classes, reducer, reducer_args)
     loaded.model.preprocessing, loaded.model.classes = loaded.preprocessing, loaded.classes
     return loaded
 
 
-def _load_published(source: str, format: Optional[str], classes: Optional[str], reducer: ReducerLike,
-                    reducer_args: dict[str, Any]) -> Loaded:
+def _load_published(source: str, format: Optional[str], classes: Optional[str], num_classes: Optional[int],
+                    reducer: ReducerLike, reducer_args: dict[str, Any]) -> Loaded:
     from videotok.models.published import load_published
 
     checkpoint = load_published(source, format, classes=classes)
-    model = checkpoint.build(_reducer(reducer, reducer_args))
-    return Loaded(model, checkpoint.preprocessing, checkpoint.classes, f"published {checkpoint.source}",
+    model = checkpoint.build(_reducer(reducer, reducer_args), num_classes=num_classes)
+    names = checkpoint.classes if model.num_classes == len(checkpoint.classes) else \
+        [f"class {i}" for i in range(model.num_classes)]
+    return Loaded(model, checkpoint.preprocessing, names, f"published {checkpoint.source}",
                   _reducer_args(reducer, reducer_args))
 
 
@@ -196,24 +203,11 @@ def read_clip(path: str, preprocessing: Union[Preprocessing, nn.Module], views: 
     return decode_views(path, replace(preprocessing, views=tuple(views or (1, 1))), decoder)
 
 
-def evaluate(model: nn.Module, data_dir: str, views: Optional[tuple[int, int]] = None, split: str = "test", *,
-             aggregate: str = "softmax", device: Union[str, torch.device] = "cpu", precision: str = "32",
-             batch_size: int = 8, num_workers: int = 0, progress: bool = False, **data_args: Any) -> Any:
-    """Clip- and video-level accuracy of `model` on `data_dir` (a folder in the Kinetics layout,
-    `data_tools`), the same EvaluationResult `videotok evaluate` writes. The clips are decoded with
-    `model.preprocessing` where it has one (a model from `load`), else at the backbone's frames and
-    size with `data_args` (KineticsDataModule's options) filling the rest; views default to its
-    published ones, else its family's paper protocol."""
-    from videotok.data import KineticsDataModule
-    from videotok.evaluate.runner import evaluate as run
+def evaluate(model: nn.Module, data_dir: str, views: Optional[tuple[int, int]] = None, split: str = "test",
+             **options: Any) -> Any:
+    """Clip- and video-level accuracy of `model` on the Kinetics-layout folder `data_dir`: the same
+    EvaluationResult `videotok evaluate` writes (`videotok.evaluate.folder.evaluate_folder` has the
+    options). `videotok.evaluate(...)` calls this too: the package is callable."""
+    from videotok.evaluate.folder import evaluate_folder
 
-    backbone = _backbone(model)
-    preprocessing = getattr(model, "preprocessing", None) or getattr(backbone, "preprocessing", None)
-    defaults = preprocessing.data_args() if preprocessing is not None else dict(
-        num_frames=backbone.num_frames, crop_size=backbone.img_size, eval_short_side=backbone.img_size)
-    if views is None and preprocessing is not None:
-        views = tuple(preprocessing.views)
-    datamodule = KineticsDataModule(str(data_dir), **{**defaults, "batch_size": batch_size,
-                                                      "num_workers": num_workers, **data_args})
-    return run(backbone, datamodule, split=split, views=views, aggregate=aggregate, device=device,
-               progress=progress, precision=precision)
+    return evaluate_folder(model, data_dir, views, split, **options)

@@ -1,4 +1,9 @@
-"""Clip- and video-level (multi-view) evaluation, with GFLOPs, throughput and video accounting."""
+"""Clip- and video-level (multi-view) evaluation, with GFLOPs, throughput and video accounting.
+
+The package is callable: `videotok.evaluate(model, data_dir, ...)` is the public API's evaluation
+(`folder.evaluate_folder`), while `videotok.evaluate.engine` and the rest stay reachable."""
+import sys
+import types
 
 from videotok.evaluate.aggregate import AGGREGATES, VideoRecords, ViewAccumulator, ViewMetrics
 from videotok.evaluate.engine import EvalRow, PassOutcome, Runtime, run_pass
@@ -37,3 +42,14 @@ __all__ = [
     "parse_views",
     "run_pass",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        """`videotok.evaluate(model, data_dir, views=None, split="test", ...)`: see `folder.evaluate_folder`."""
+        from videotok.evaluate.folder import evaluate_folder
+
+        return evaluate_folder(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
