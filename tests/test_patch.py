@@ -121,7 +121,7 @@ def test_loss_signature_and_tuple_output_are_the_originals(family):
 
 
 def test_a_reducer_that_does_not_fit_leaves_the_model_as_it_was():
-    model, x = hf_model("vivit"), pixels()
+    model = hf_model("vivit")
     with pytest.raises(ValueError, match="r="):
         videotok.patch(model, "tome", r=500)
     assert "forward" not in model.__dict__ and not hasattr(model, "videotok")

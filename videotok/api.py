@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-import torch
 from torch import Tensor, nn
 
 from videotok.models.base import VideoBackbone
