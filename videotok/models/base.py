@@ -7,6 +7,8 @@ tokens are laid out (`embed`) and, if it has one, what runs after the blocks (`f
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import torch
@@ -149,6 +151,20 @@ class VideoBackbone(nn.Module):
     def build_neck(self, drop_path: list[float], block_args: dict) -> None:
         """Modules between the reducer-driven blocks and the head, `len(drop_path)` blocks deep
         (none here)."""
+
+    @contextlib.contextmanager
+    def reducer_swapped(self, reducer: Reducer) -> Iterator["VideoBackbone"]:
+        """This backbone with `reducer` (bound to its `spec`) in place of its own for the body, then
+        its own back. The guest follows the host's train()/eval() mode while in place and gets its
+        own mode back afterwards, so what a forward computes never depends on the mode the guest was
+        built or left in (a comparison's training-free rows, a GFLOPs count with the reducer off)."""
+        own, guest_mode = self.reducer, reducer.training
+        self.reducer = reducer.train(self.training)
+        try:
+            yield self
+        finally:
+            self.reducer = own
+            reducer.train(guest_mode)
 
     @property
     def spec(self) -> BackboneSpec:
