@@ -51,6 +51,7 @@ def _quiet_lightning() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.compare import default_config_path, load_default_config, prepare, run_compare, text_table
+    from videotok.compare.report import front_noise
     from videotok.compare.runner import is_rank_zero
     from videotok.config import load_config, with_published
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print()
     print(text_table(outcome.table))
+    print(front_noise(outcome.table))
     print()
     width = max(len(what) for what in outcome.paths)
     for what, path in outcome.paths.items():

@@ -60,8 +60,14 @@ class RowResult:
 
     name: str
     strategy: Optional[Strategy]
-    result: EvaluationResult
+    result: EvaluationResult  # the first seed's (compare.seeds)
     loaded: bool  # read back from an earlier run rather than computed now
+    other_seeds: tuple[EvaluationResult, ...] = ()  # the further seeds' results, in compare.seeds order
+
+    @property
+    def results(self) -> tuple[EvaluationResult, ...]:
+        """One result per seed."""
+        return (self.result, *self.other_seeds)
 
     @property
     def reducer(self) -> str:

@@ -28,6 +28,7 @@ from videotok.evaluate.pass_store import PassStore
 from videotok.evaluate.precision import short_precision
 from videotok.evaluate.aggregate import VideoRecords
 from videotok.evaluate.result import ClassAccuracy, EvaluationResult, VideoPrediction
+from videotok.evaluate.statistics import VideoOutcomes, accuracy_intervals
 from videotok.evaluate.video_list import VideoList
 from videotok.evaluate.views import check_views, default_views
 
@@ -96,6 +97,8 @@ def result_of(outcome: PassOutcome, name: str, backbone: nn.Module, datamodule: 
     video_list = outcome.video_list
     accounting = video_list.account(metrics.views_per_video, outcome.skipped, views[0] * views[1])
     reducer = reducer if reducer is not None else getattr(backbone, "reducer", None)
+    per_video = predictions(row.records, video_list)
+    intervals = accuracy_intervals(VideoOutcomes.from_predictions(per_video))
     return EvaluationResult(
         model=backbone.model_name or type(backbone).__name__,
         reducer=getattr(reducer, "name", "none"),
@@ -128,7 +131,11 @@ def result_of(outcome: PassOutcome, name: str, backbone: nn.Module, datamodule: 
             ClassAccuracy(cls, top1, n)
             for cls, top1, n in zip(datamodule.classes, metrics.per_class_top1, metrics.per_class_videos)
         ],
-        predictions=predictions(row.records, video_list),
+        predictions=per_video,
+        clip_top1_low=intervals.clip_top1.low,
+        clip_top1_high=intervals.clip_top1.high,
+        video_top1_low=intervals.video_top1.low,
+        video_top1_high=intervals.video_top1.high,
         data_dir=str(datamodule.data_dir),
         device=outcome.device,
         precision=short_precision(runtime.precision),
