@@ -46,9 +46,12 @@ def test_evaluate_on_two_processes_equals_one(trained: dict):
     two = _evaluate(trained, "two", "--devices", "2", "--strategy", "ddp")
     assert two["timing"]["processes"] == 2 and one["timing"]["processes"] == 1
     assert one["videos_evaluated"] == two["videos_evaluated"] == ODD_TEST_VIDEOS
+    # the 95 % intervals too: they are computed from the per-video records, sorted by path, fixed seed
     for key in ("clip_top1", "clip_top5", "video_top1", "video_top5", "views_evaluated", "video_list_sha256",
-                "per_class", "unreadable", "gflops_per_view"):
+                "per_class", "unreadable", "gflops_per_view", "clip_top1_low", "clip_top1_high", "video_top1_low",
+                "video_top1_high"):
         assert one[key] == two[key], key
+    assert one["video_top1_low"] <= one["video_top1"] <= one["video_top1_high"]
     assert [(p["path"], p["classes"]) for p in one["predictions"]] == [(p["path"], p["classes"]) for p in two["predictions"]]
     for a, b in zip(one["predictions"], two["predictions"]):
         assert b["scores"] == pytest.approx(a["scores"], abs=1e-6)
@@ -98,6 +101,10 @@ def test_compare_killed_mid_pass_or_run_otherwise_gives_the_uninterrupted_scores
     whole = _rows(whole_dir)
     assert list(whole) == ["baseline", "tome_r1", "evit", "random_r1"]
     _assert_same_rows(_rows(run_dir), whole, atol=1e-6)
+    # the paired figures of a resumed pass are those of the uninterrupted one
+    for key in ("mcnemar_p", "delta_video_top1_low", "delta_video_top1_high"):
+        assert [r[key] for r in json.loads((run_dir / "results.json").read_text())["rows"]] == \
+            [r[key] for r in json.loads((whole_dir / "results.json").read_text())["rows"]], key
 
     # every video of every row scores alike in batches of 16 views on 2 processes
     other_dir = trained["work"] / "compare_batch16_two"
@@ -109,7 +116,8 @@ def test_compare_killed_mid_pass_or_run_otherwise_gives_the_uninterrupted_scores
 def _assert_same_rows(got: dict[str, dict], whole: dict[str, dict], atol: float) -> None:
     assert list(got) == list(whole)
     for name in whole:
-        for key in ("clip_top1", "video_top1", "video_top5", "views_evaluated", "video_list_sha256", "per_class"):
+        for key in ("clip_top1", "video_top1", "video_top5", "views_evaluated", "video_list_sha256", "per_class",
+                    "clip_top1_low", "clip_top1_high", "video_top1_low", "video_top1_high"):
             assert got[name][key] == whole[name][key], (name, key)
         assert got[name]["gflops_per_view"] == pytest.approx(whole[name]["gflops_per_view"], rel=1e-9)
         pairs = list(zip(got[name]["predictions"], whole[name]["predictions"], strict=True))

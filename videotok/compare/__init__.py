@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from videotok.compare.report import TableRow, table_rows, text_table, write_outputs
-from videotok.compare.runner import Comparison, Log, RowResult, elapsed, is_rank_zero
+from videotok.compare.runner import Comparison, Log, RowResult, SeededComparison, elapsed, is_rank_zero
 from videotok.compare.settings import (
     BASELINE,
     CompareSettings,
@@ -70,7 +70,8 @@ def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runti
     if settings.torch_threads:
         # On a small shared CPU, more intra-op threads than free cores make training many times slower.
         torch.set_num_threads(settings.torch_threads)
-    comparison = Comparison(config, settings, runtime=runtime, progress=progress, log=log)
+    kind = Comparison if len(settings.seeds) == 1 else SeededComparison
+    comparison = kind(config, settings, runtime=runtime, progress=progress, log=log)
     rows = comparison.run()
     if not is_rank_zero():
         return None
@@ -82,7 +83,8 @@ def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runti
 
 
 __all__ = [
-    "BASELINE", "CompareOutcome", "CompareSettings", "Comparison", "RowResult", "Strategy", "TableRow",
+    "BASELINE", "CompareOutcome", "CompareSettings", "Comparison", "RowResult", "SeededComparison", "Strategy",
+    "TableRow",
     "check_strategies", "default_config_path", "load_default_config", "parse_settings", "prepare",
     "run_compare", "table_rows", "text_table", "write_outputs",
 ]

@@ -470,8 +470,8 @@ def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, confi
 
     table = table_rows(rows)
     meta = describe(rows, settings, config, skipped, evaluation)
-    meta["pictures"] = {row.name: f"{row.name}/{PICTURE_FILE}" for row in rows
-                        if (run_dir / row.name / PICTURE_FILE).is_file()}
+    pictures = {row.name: str(Path(_result_file(row.result, row.name)).parent / PICTURE_FILE) for row in rows}
+    meta["pictures"] = {name: path for name, path in pictures.items() if (run_dir / path).is_file()}
     changes = {row.name: class_changes(rows[0].result, row.result) for row in rows}
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / REPORT_FILE, "csv": run_dir / CSV_FILE, "json": run_dir / JSON_FILE,
