@@ -274,9 +274,9 @@ def test_seeds_train_every_trained_row_once_per_seed_and_report_the_mean(
     by_name = {row.name: row for row in passes[0]}
     assert by_name["seed1/tome_r16"].model is by_name["seed1/baseline"].model  # its seed's baseline weights
     assert by_name["seed1/tome_r16"].model is not by_name["seed0/baseline"].model
-    seed0 = torch.load(run_dir / "seed0" / "baseline" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    seed1 = torch.load(run_dir / "seed1" / "baseline" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert not torch.equal(seed0["state_dict"]["model.head.weight"], seed1["state_dict"]["model.head.weight"])
+    heads = [torch.load(run_dir / f"seed{s}" / "baseline" / "checkpoints" / "last.ckpt", map_location="cpu",
+                        weights_only=False)["state_dict"]["model.head.weight"] for s in (0, 1)]
+    assert not torch.equal(*heads)
 
     assert [row.name for row in outcome.rows] == ["baseline", "tome_r16", "crucial_fused"]
     for row, line in zip(outcome.rows, outcome.table):

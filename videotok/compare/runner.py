@@ -457,8 +457,8 @@ class SeededComparison:
     def __init__(self, config: dict, settings: CompareSettings, runtime: Optional[Runtime] = None,
                  progress: bool = True, log: Log = print) -> None:
         self.settings, self.log = settings, log
-        self.seeds = [Comparison(config, settings.for_seed(seed), runtime, progress, log=_prefixed(log, f"seed {seed}: "))
-                      for seed in settings.seeds]
+        self.seeds = [Comparison(config, settings.for_seed(seed), runtime, progress,
+                                 log=_prefixed(log, f"seed {seed}: ")) for seed in settings.seeds]
         self.outcome: Optional[PassOutcome] = None
 
     @property
@@ -495,7 +495,8 @@ class SeededComparison:
         for comparison, plan in zip(self.seeds, plans):
             mine = [EvalRow(f"seed{comparison.settings.seed}/{row.name}", row.model, row.reducer)
                     for row in (comparison._pass_rows(plan.todo) if plan.todo else [])]
-            signatures.update({row.name: comparison._signature(strategy) for row, (_, strategy) in zip(mine, plan.todo)})
+            signatures.update({row.name: comparison._signature(strategy)
+                               for row, (_, strategy) in zip(mine, plan.todo)})
             rows += mine
             per_seed.append(mine)
         if is_rank_zero():
