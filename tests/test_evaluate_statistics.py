@@ -13,6 +13,7 @@ from videotok.evaluate.statistics import (
     Bootstrap,
     VideoOutcomes,
     accuracy_intervals,
+    accuracy_intervals_of,
     comparison_statistics,
     largest_p,
     mcnemar_exact,
@@ -141,3 +142,10 @@ def test_evaluation_result_keeps_its_intervals_through_json():
     assert math.isnan(back.clip_top1_low)  # not computed: null in JSON, NaN again
     assert accuracy_intervals(VideoOutcomes.from_predictions([p.__dict__ for p in back.predictions])) == a
     assert f"[{a.video_top1.low:.2f}, {a.video_top1.high:.2f}] (95 %" in back.to_table()
+
+
+def test_intervals_of_many_results_are_each_ones_own():
+    a = outcomes([i % 3 != 0 for i in range(50)])
+    b = outcomes([i % 5 != 0 for i in range(50)])
+    c = VideoOutcomes.from_predictions(predictions([True, False] * 10, prefix="w"))  # other videos
+    assert accuracy_intervals_of([a, b, c]) == [accuracy_intervals(a), accuracy_intervals(b), accuracy_intervals(c)]

@@ -436,7 +436,9 @@ def _per_class_section(table: Sequence[TableRow], meta: dict[str, Any],
     rows = [(line.strategy, line.setting, changes.get(line.name, [])) for line in table if not line.is_baseline]
     if not rows:
         return ["No row besides the baseline."]
-    return [f"Video top-1 per class in points against the baseline, over {meta['num_classes']} classes: how "
+    seeds = meta.get("seeds") or []
+    which = f" (seed {seeds[0]}, the first of compare.seeds)" if len(seeds) > 1 else ""
+    return [f"Video top-1 per class in points against the baseline{which}, over {meta['num_classes']} classes: how "
             f"many went down and up, and the {TOP_CLASSES} that lost and gained most (equal changes by class "
             "name). Every class's change: `per_class_delta` in results.json.", "", markdown_changes(rows)]
 

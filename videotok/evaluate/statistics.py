@@ -154,6 +154,23 @@ def accuracy_intervals(outcomes: VideoOutcomes, bootstrap: Bootstrap = Bootstrap
     return _accuracy(resampled_sums(_columns(outcomes), bootstrap), bootstrap)
 
 
+def accuracy_intervals_of(results: Sequence[VideoOutcomes],
+                          bootstrap: Bootstrap = Bootstrap()) -> list[AccuracyIntervals]:
+    """`accuracy_intervals` of each of `results`; those on the same videos share one set of resamples
+    (the rows of one pass: one matrix product for all)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, outcomes in enumerate(results):
+        groups.setdefault(outcomes.paths, []).append(i)
+    out: dict[int, AccuracyIntervals] = {}
+    for paths, members in groups.items():
+        if not paths:
+            out.update({i: accuracy_intervals(results[i], bootstrap) for i in members})
+            continue
+        sums = resampled_sums(torch.cat([_columns(results[i]) for i in members], dim=1), bootstrap)  # [R, 4 per row]
+        out.update({i: _accuracy(sums[:, 4 * k:4 * k + 4], bootstrap) for k, i in enumerate(members)})
+    return [out[i] for i in range(len(results))]
+
+
 @dataclass(frozen=True)
 class RowStatistics:
     """A row of a comparison: its own intervals (over its videos, seeds pooled) and against the baseline."""
