@@ -75,11 +75,12 @@ def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runti
     rows = comparison.run()
     if not is_rank_zero():
         return None
+    table = table_rows(rows)
     paths = write_outputs(settings.run_dir, rows, settings, config, skipped=comparison.skipped,
-                          evaluation=comparison.outcome)
+                          evaluation=comparison.outcome, table=table)
     comparison.finish_pass()
     log(f"compare finished in {elapsed(start)}")
-    return CompareOutcome(rows, table_rows(rows), paths)
+    return CompareOutcome(rows, table, paths)
 
 
 __all__ = [

@@ -465,12 +465,14 @@ def _count(n: Any, noun: str) -> str:
 
 
 def write_outputs(run_dir: Path, rows: Sequence[RowResult], settings: Any, config: dict,
-                  skipped: Sequence[tuple[str, str]] = (), evaluation: Any = None) -> dict[str, Path]:
+                  skipped: Sequence[tuple[str, str]] = (), evaluation: Any = None,
+                  table: Optional[Sequence[TableRow]] = None) -> dict[str, Path]:
     """report.md, results.csv, results.json and both plots in `run_dir`; returns their paths
-    (`evaluation`: this run's pass, whose timings the report gives)."""
+    (`evaluation`: this run's pass, whose timings the report gives; `table`: `table_rows(rows)`
+    when computed already, its bootstrap included)."""
     from videotok.compare.plot import plot_accuracy_vs_clips_per_second, plot_accuracy_vs_gflops
 
-    table = table_rows(rows)
+    table = table if table is not None else table_rows(rows)
     meta = describe(rows, settings, config, skipped, evaluation)
     pictures = {row.name: str(Path(_result_file(row.result, row.name)).parent / PICTURE_FILE) for row in rows}
     meta["pictures"] = {name: path for name, path in pictures.items() if (run_dir / path).is_file()}

@@ -83,12 +83,17 @@ class VideoOutcomes:
 
     @classmethod
     def from_predictions(cls, predictions: Sequence) -> "VideoOutcomes":
-        """From `VideoPrediction`s (or dicts of their fields), in any order."""
-        rows = sorted((_field(p, "path"), int(_field(p, "label")), list(_field(p, "classes")),
-                       int(_field(p, "clip_top1_hits")), int(_field(p, "views"))) for p in predictions)
+        """From `VideoPrediction`s (or dicts of their fields), in any order. A path the video list
+        holds more than once is told apart by its repeat (`path#2`, in the order given)."""
+        seen: dict[str, int] = {}
+        keyed = []
+        for p in predictions:
+            path = _field(p, "path")
+            seen[path] = seen.get(path, 0) + 1
+            keyed.append((path if seen[path] == 1 else f"{path}#{seen[path]}", p))
+        rows = sorted((key, int(_field(p, "label")), list(_field(p, "classes")), int(_field(p, "clip_top1_hits")),
+                       int(_field(p, "views"))) for key, p in keyed)
         paths = tuple(r[0] for r in rows)
-        if len(set(paths)) != len(paths):
-            raise ValueError("per-video predictions list a video twice")
         hits = torch.tensor([int(bool(r[2]) and r[2][0] == r[1]) for r in rows], dtype=torch.long)
         return cls(paths, hits, torch.ones(len(rows), dtype=torch.long),
                    torch.tensor([r[3] for r in rows], dtype=torch.long),
