@@ -75,7 +75,7 @@ def _plot_accuracy(rows: Sequence, path: Path, x: str, front: str, lower_is_bett
     if left_out:
         xlabel += f"\nleft out ({what} or accuracy n/a): {', '.join(left_out)}"
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("video-level top-1 accuracy (%)")
+    ax.set_ylabel("video-level top-1 accuracy (%; bars: 95 % interval)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
