@@ -150,7 +150,8 @@ def hf_config(found: Found, state: dict[str, Tensor], where: str) -> dict[str, A
     if cfg.get("attention_type", "divided_space_time") != "divided_space_time":
         raise ValueError(f"{where}: attention_type {cfg['attention_type']!r}; only divided_space_time is supported")
     check_config(cfg, g, where, frames="num_frames", image="image_size", patch="patch_size")
-    return dict(g, num_heads=found.num_heads or cfg.get("num_attention_heads"), qkv_bias=bool(cfg.get("qkv_bias", True)),
+    return dict(g, num_heads=found.num_heads or cfg.get("num_attention_heads"),
+                qkv_bias=bool(cfg.get("qkv_bias", True)),
                 **hf_block_args(cfg, g["embed_dim"], where, norm_eps=1e-6, act="gelu"))
 
 

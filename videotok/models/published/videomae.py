@@ -201,7 +201,8 @@ def convert_pth(found: Found, classes: Optional[list[str]], source: str) -> Publ
                  f"{'' if stated else ': GUESSED'}); eps 1e-6 as the original")
     preprocessing = from_training_args(args, published_protocol(frames, img_size, g["num_classes"], notes), notes)
     layer_scale = any(k.endswith(".ls1.gamma") for k in state)
-    options: dict[str, Any] = dict(num_heads=heads, norm_eps=1e-6, act_layer="gelu", qkv_bias="blocks.0.attn.qkv.bias" in state,
+    options: dict[str, Any] = dict(num_heads=heads, norm_eps=1e-6, act_layer="gelu",
+                                   qkv_bias="blocks.0.attn.qkv.bias" in state,
                                    mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / g["embed_dim"])
     if layer_scale:
         options["init_values"] = 0.1  # any non-zero value makes the LayerScale modules; the weights replace it
