@@ -43,7 +43,7 @@ from videotok.evaluate import EvalRow, EvaluationResult, PassOutcome, Runtime, p
 from videotok.evaluate.engine import EVAL_SPLITS
 from videotok.evaluate.pass_store import PassStore
 from videotok.reduce.choice import ReducerChoice
-from videotok.train.build import build_classifier, build_datamodule
+from videotok.train.build import build_classifier, build_datamodule, published_restriction
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
 from videotok.train.defaults import default_callbacks, default_loggers, progress_bar
@@ -351,11 +351,13 @@ class Comparison:
             return {}
         self.outcome = outcome
         machine = machine_description(outcome.device)
+        restriction = None if settings.published_new_head else published_restriction(self.config, self.datamodule)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         extras = {
             name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
                    "checkpoint": str(self._weights(strategy) or settings.published),
                    "published": settings.published, "published_new_head": settings.published_new_head,
+                   "class_restriction": restriction,
                    "signature": signatures[name], "machine": machine,
                    "torch": torch.__version__, "date": date}
             for name, strategy in todo
