@@ -93,9 +93,24 @@ def test_a_head_count_nothing_states_is_guessed_with_a_warning(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="videotok.models.published"):
         ckpt = load_published(str(tmp_path / "odd.pth"))
     assert ckpt.model_args["num_heads"] == 3 and "GUESSED 3" in caplog.text
-    (tmp_path / "config.json").write_text('{"num_attention_heads": 4}')  # a config beside it states them
+    # a config beside it states them (transformers' model_type too: the keys still say the original format)
+    (tmp_path / "config.json").write_text('{"model_type": "videomae", "num_attention_heads": 4}')
     published._CACHE.clear()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="videotok.models.published"):
         ckpt = load_published(str(tmp_path / "odd.pth"))
-    assert ckpt.model_args["num_heads"] == 4 and "GUESSED" not in caplog.text
+    assert ckpt.format == "videomae_pth" and ckpt.model_args["num_heads"] == 4 and "GUESSED" not in caplog.text
+
+
+@pytest.mark.parametrize(("width", "heads"), [(384, 6), (768, 12), (1024, 16), (1280, 16), (1408, 16)])
+def test_every_size_the_authors_register_has_their_heads(width, heads):
+    """ViT-S/B/L/H/g of their modeling_finetune.py: ViT-H has 80 dims per head and ViT-g 88, so
+    neither is width / 64; a saved args.model of the size says the same."""
+    from videotok.models.published.files import Found
+    from videotok.models.published.videomae import AUTHORS_SIZES, heads_stated
+
+    found = Found(path=Path("x.pth"), state={})
+    assert heads_stated(found, {}, width, "x.pth")[0] == heads
+    size = next(s for s, (w, _) in AUTHORS_SIZES.items() if w == width)
+    assert heads_stated(found, {"model": f"vit_{size}_patch16_224"}, width, "x.pth") == (
+        heads, f"the saved args.model 'vit_{size}_patch16_224'")

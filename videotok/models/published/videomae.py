@@ -64,7 +64,11 @@ AUTHORS_NAME = re.compile(r"^vit_(?P<size>[a-z]+)_patch(?P<patch>\d+)_(?P<img>\d
 
 
 def looks_like_hf(found: Found) -> bool:
-    return (found.config or {}).get("model_type") == "videomae" or any(k.startswith("videomae.") for k in found.state)
+    """transformers' keys, or its config.json beside weights that are not the original's (a config
+    may sit beside an original .pth to state its heads)."""
+    if any(k.startswith("videomae.") for k in found.state):
+        return True
+    return (found.config or {}).get("model_type") == "videomae" and not looks_like_pth(found)
 
 
 def looks_like_pth(found: Found) -> bool:
