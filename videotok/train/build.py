@@ -100,8 +100,8 @@ def build_classifier(
     `checkpoint` and no `reducer`, the reducer it was trained with is used, then its weights.
     `new_head`: it will be trained, so a `model.published` of other classes than the data's gets
     a new head for them; evaluated, one of more classes than the data's is scored on the data's
-    where they are among its own by name (`restrict_published`), else refused. `overrides`: other VideoClassifier options
-    (fine-tuning's optimisation, `init_checkpoint`)."""
+    where they are among its own by name (`restrict_published`), else refused. `overrides`: other
+    VideoClassifier options (fine-tuning's optimisation, `init_checkpoint`)."""
     if reducer is None and checkpoint is not None:
         reducer = trained_reducer(checkpoint)
     config = restrict_published(config, datamodule, checkpoint, new_head)
