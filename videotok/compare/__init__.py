@@ -25,7 +25,7 @@ from videotok.compare.settings import (
 )
 from videotok.evaluate import Runtime
 from videotok.settings import published_checkpoint
-from videotok.train.build import build_datamodule
+from videotok.train.build import build_datamodule, published_restriction
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def published_new_head(config: dict, datamodule: Any, settings: CompareSettings)
     if not settings.published:
         return False
     published = published_checkpoint(config)
-    if len(published.classes) == datamodule.num_classes:
-        return False
+    if len(published.classes) == datamodule.num_classes or published_restriction(config, datamodule):
+        return False  # its own head, on the data's classes (or those of its own that are the data's)
     if not settings.finetune_published:
         raise ValueError(f"model.published {settings.published} has {len(published.classes)} classes, the data "
                          f"{datamodule.num_classes}: compare.finetune_published: true fine-tunes it on the data's "

@@ -298,6 +298,7 @@ def describe(rows: Sequence[RowResult], settings: Any, config: dict,
         "baseline_checkpoint": settings.baseline_checkpoint,
         "published": settings.published,
         "published_new_head": settings.published_new_head,
+        "class_restriction": baseline.extra.get("class_restriction"),
         "skipped": [list(row) for row in skipped],
         "seeds": list(getattr(settings, "seeds", None) or [getattr(settings, "seed", 0)]),
         "bootstrap": Bootstrap().describe(),
@@ -349,6 +350,8 @@ def markdown_report(table: Sequence[TableRow], meta: dict[str, Any], plots: bool
                    "on these classes (a new head)")
     elif meta["published"]:
         trained = f"the published checkpoint {meta['published']}, not trained here"
+        if meta.get("class_restriction"):
+            trained += f" ({meta['class_restriction']})"
     elif meta["baseline_checkpoint"]:
         trained = f"the given checkpoint {meta['baseline_checkpoint']}"
     else:

@@ -43,7 +43,7 @@ from videotok.evaluate import EvalRow, EvaluationResult, PassOutcome, Runtime, p
 from videotok.evaluate.engine import EVAL_SPLITS
 from videotok.evaluate.pass_store import PassStore
 from videotok.reduce.choice import ReducerChoice
-from videotok.train.build import build_classifier, build_datamodule
+from videotok.train.build import build_classifier, build_datamodule, published_restriction
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
 from videotok.train.defaults import default_callbacks, default_loggers, progress_bar
@@ -391,12 +391,14 @@ class Comparison:
         self.outcome = outcome
         settings = self.settings
         machine = machine_description(outcome.device)
+        restriction = None if settings.published_new_head else published_restriction(self.config, self.datamodule)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         seed = {"seed": settings.seed, **({"seed_folder": settings.run_dir.name} if settings.seed_folder else {})}
         extras = {
             row.name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
                        "checkpoint": str(self._weights(strategy) or settings.published),
                        "published": settings.published, "published_new_head": settings.published_new_head,
+                       "class_restriction": restriction,
                        "signature": self._signature(strategy), "machine": machine,
                        "torch": torch.__version__, "date": date, **seed}
             for row, (name, strategy) in zip(rows, todo)

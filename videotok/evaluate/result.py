@@ -137,6 +137,8 @@ class EvaluationResult:
         if self.duplicate_views:
             rows.append(("duplicate views dropped", str(self.duplicate_views)))
         rows.append(("video list", f"{self.video_list_hash} ({self.videos_expected} videos, sha256)"))
+        if self.extra.get("class_restriction"):  # a checkpoint of more classes, scored on the data's
+            rows.append(("classes", str(self.extra["class_restriction"])))
 
         title = (f"{self.model} + reducer {self.reducer} on {self.split}"
                  f" ({self.device}, precision {self.precision})")

@@ -73,7 +73,8 @@ class VideoBackbone(nn.Module):
     `embed` and `forward_features`. `position_params` / `token_params` name the parameters
     initialised like positions / like the CLS token (those a backbone lacks are skipped); with
     `frames_as_samples` the blocks see each tubelet-frame as its own sample. `norm_eps` and
-    `act_layer` ("gelu" or "gelu_tanh") are there to reproduce published checkpoints exactly.
+    `act_layer` ("gelu" or "gelu_tanh") and `cos_attn` (cosine attention with a learned scale,
+    layers/attention.py) are there to reproduce published checkpoints exactly.
     """
 
     num_prefix = 1
@@ -106,6 +107,7 @@ class VideoBackbone(nn.Module):
         neck_depth: int = 0,
         norm_eps: float = 1e-6,
         act_layer: str = "gelu",
+        cos_attn: bool = False,
     ) -> None:
         super().__init__()
         if global_pool not in GLOBAL_POOLS:
@@ -130,7 +132,7 @@ class VideoBackbone(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, depth + neck_depth, device="cpu").tolist()
         block_args = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
-                          init_values=init_values, norm_eps=norm_eps, act_layer=act_layer)
+                          init_values=init_values, norm_eps=norm_eps, act_layer=act_layer, cos_attn=cos_attn)
         self.blocks = make_blocks(embed_dim, num_heads, rates[:depth], divided=block_attention == "divided",
                                   proportional=proportional_attn, **block_args)
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
