@@ -40,6 +40,7 @@ def load_module(root: str, path: str, name: str, stubs: Sequence[str] = ()) -> M
         handle.write(read_source(root, path))
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # decorators that look their module up (timm's register_model) find it
     spec.loader.exec_module(module)
     return module
 

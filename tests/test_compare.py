@@ -245,3 +245,71 @@ def test_default_compare_end_to_end(tmp_path, monkeypatch, restore_threads, caps
     assert float(rows[0]["video_top1"]) > 50  # well above chance (16.7 %, 6 classes); 100.0 measured 2026-12-01
     assert "report.md" in out and (run_dir / "accuracy_vs_gflops.png").is_file()
     assert "accuracy_vs_clips_per_second.png" in out and (run_dir / "accuracy_vs_clips_per_second.png").is_file()
+
+
+def test_seeds_train_every_trained_row_once_per_seed_and_report_the_mean(
+    tmp_path, synthetic_data_dir, synthetic_datamodule_kwargs, monkeypatch, restore_threads
+):
+    run_dir = tmp_path / "run"
+    config = tiny_config(synthetic_data_dir, synthetic_datamodule_kwargs, run_dir)
+    config["compare"]["seeds"] = [0, 1]
+    config["compare"]["views"] = [1, 1]
+    # a few steps are enough to make the seeds' weights differ; no validation
+    config["trainer"].update(limit_train_batches=2, limit_val_batches=0)
+    settings = prepare(config)
+    assert settings.seeds == (0, 1) and settings.seed == 0
+    fits = []
+    original_fit = Comparison._fit
+    monkeypatch.setattr(Comparison, "_fit", lambda self, *a, **k: fits.append(a[1]) or original_fit(self, *a, **k))
+    passes = []
+    original_pass = runner.run_pass
+    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
+    outcome = run_compare(config, settings, progress=False, log=lambda _: None)
+
+    # The baseline and the fine-tuned row trained under each seed, in its own folder; one pass for all.
+    assert fits == [run_dir / "seed0" / "baseline", run_dir / "seed0" / "crucial_fused",
+                    run_dir / "seed1" / "baseline", run_dir / "seed1" / "crucial_fused"]
+    assert len(passes) == 1 and [row.name for row in passes[0]] == [
+        f"seed{s}/{name}" for s in (0, 1) for name in ("baseline", "tome_r16", "crucial_fused")]
+    by_name = {row.name: row for row in passes[0]}
+    assert by_name["seed1/tome_r16"].model is by_name["seed1/baseline"].model  # its seed's baseline weights
+    assert by_name["seed1/tome_r16"].model is not by_name["seed0/baseline"].model
+    heads = [torch.load(run_dir / f"seed{s}" / "baseline" / "checkpoints" / "last.ckpt", map_location="cpu",
+                        weights_only=False)["state_dict"]["model.head.weight"] for s in (0, 1)]
+    assert not torch.equal(*heads)
+
+    assert [row.name for row in outcome.rows] == ["baseline", "tome_r16", "crucial_fused"]
+    for row, line in zip(outcome.rows, outcome.table):
+        assert [r.extra["seed"] for r in row.results] == [0, 1]
+        assert line.seeds == 2
+        assert line.video_top1 == pytest.approx(sum(r.video_top1 for r in row.results) / 2)
+        assert line.video_top1_low <= line.video_top1 <= line.video_top1_high
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["meta"]["seeds"] == [0, 1]
+    assert data["rows"][1]["result_files"] == ["seed0/tome_r16/result.json", "seed1/tome_r16/result.json"]
+    assert all((run_dir / f).is_file() for row in data["rows"] for f in row["result_files"])
+    assert "video top-1 sd (seeds)" in (run_dir / "report.md").read_text()
+    assert not (run_dir / "pass").exists()
+
+    # A rerun loads every seed's rows; a third seed trains and evaluates only its own.
+    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
+    again = run_compare(config, prepare(config), progress=False, log=lambda _: None)
+    assert all(row.loaded for row in again.rows) and len(passes) == 1 and len(fits) == 4
+    assert [r.video_top1 for r in again.table] == [r.video_top1 for r in outcome.table]
+    config["compare"]["seeds"] = [0, 1, 2]
+    more = run_compare(config, prepare(config), progress=False, log=lambda _: None)
+    assert fits[4:] == [run_dir / "seed2" / "baseline", run_dir / "seed2" / "crucial_fused"]
+    assert [row.name for row in passes[1]] == [f"seed2/{name}" for name in ("baseline", "tome_r16", "crucial_fused")]
+    assert [line.seeds for line in more.table] == [3, 3, 3]
+
+
+@pytest.mark.parametrize("compare, message", [
+    ({"seeds": []}, "non-empty list of integers"),
+    ({"seeds": [0, 0]}, "repeats a seed"),
+    ({"seeds": [1, 2], "seed": 0}, "first of compare.seeds"),
+])
+def test_bad_seeds_fail_before_any_work(tmp_path, synthetic_data_dir, synthetic_datamodule_kwargs, compare, message):
+    config = tiny_config(synthetic_data_dir, synthetic_datamodule_kwargs, tmp_path / "run")
+    config["compare"].update(compare)
+    with pytest.raises(ValueError, match=message):
+        prepare(config)

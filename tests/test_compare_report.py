@@ -186,3 +186,100 @@ def test_report_without_per_class_accuracy_says_so():
     report = markdown_report(table, meta, plots=False, changes={})
     assert "The baseline's result has no per-class accuracy." in report and GFLOPS_PLOT_FILE not in report
     assert "## Per-class" not in markdown_report(table, meta, plots=False, changes=None)
+
+
+# -- uncertainty ----------------------------------------------------------------------------------
+
+def with_predictions(res: EvaluationResult, right: list[bool]) -> EvaluationResult:
+    """`res` with one prediction per entry of `right` (video i right at top-1 or not, 3 views), its
+    accuracies and intervals as `result_of` would set them."""
+    from dataclasses import replace
+
+    from videotok.evaluate.result import VideoPrediction
+    from videotok.evaluate.statistics import VideoOutcomes, accuracy_intervals
+
+    preds = [VideoPrediction(f"v{i:03d}.mp4", 0, 3, 3 if r else 1, [0 if r else 1], [1.0]) for i, r in enumerate(right)]
+    a = accuracy_intervals(VideoOutcomes.from_predictions(preds))
+    top1 = 100.0 * sum(right) / len(right)
+    clip_top1 = 100.0 * sum(3 if r else 1 for r in right) / (3 * len(right))
+    return replace(res, predictions=preds, video_top1=top1, clip_top1=clip_top1,
+                   video_top1_low=a.video_top1.low, video_top1_high=a.video_top1.high,
+                   clip_top1_low=a.clip_top1.low, clip_top1_high=a.clip_top1.high)
+
+
+def test_every_row_carries_its_intervals_and_the_paired_test(tmp_path):
+    # 40 videos. tome: right on 6 videos the baseline misses, wrong on 1 it gets (b=1, c=6: p=0.125,
+    # within noise); pool: wrong on 8 the baseline gets (b=8, c=0: p=2/256, beyond noise).
+    base = [i >= 10 for i in range(40)]  # 30 right
+    tome = [(i >= 4 and i != 10) for i in range(40)]
+    pool = [i >= 18 for i in range(40)]
+    rows = [RowResult("baseline", None, with_predictions(result(0, 0.07, 300.0), base), loaded=False),
+            row("tome_r8", "tome", with_predictions(result(0, 0.05, 320.0), tome)),
+            row("pool_l2", "pool", with_predictions(result(0, 0.045, 410.0), pool))]
+    table = table_rows(rows)
+    t = {r.name: r for r in table}
+    assert (t["tome_r8"].baseline_only, t["tome_r8"].row_only, t["tome_r8"].mcnemar_p) == (1, 6, 0.125)
+    assert (t["pool_l2"].baseline_only, t["pool_l2"].row_only) == (8, 0)
+    assert t["pool_l2"].mcnemar_p == pytest.approx(2 / 256) and t["pool_l2"].differs_from_baseline
+    assert not t["tome_r8"].differs_from_baseline and t["baseline"].mcnemar_p == 1.0
+    assert t["tome_r8"].delta_video_top1 == pytest.approx(12.5)
+    assert t["tome_r8"].delta_video_top1_low < 12.5 < t["tome_r8"].delta_video_top1_high
+    assert t["pool_l2"].delta_video_top1_high < 0  # 8 losses, no gain: every resample loses
+    assert t["baseline"].video_top1_low == rows[0].result.video_top1_low  # the row's own, as evaluate gives it
+    assert (t["baseline"].delta_video_top1_low, t["baseline"].delta_video_top1_high) == (0.0, 0.0)
+
+    text = text_table(table)
+    assert "Δ video top-1 [95 %]" in text.splitlines()[0] and "McNemar p" in text.splitlines()[0]
+    pool_line = text.splitlines()[4]
+    pool = t["pool_l2"]
+    assert f"{pool.video_top1:.1f} [{pool.video_top1_low:.1f}, {pool.video_top1_high:.1f}]" in pool_line
+    assert (f"-20.0 [{t['pool_l2'].delta_video_top1_low:+.1f}, {t['pool_l2'].delta_video_top1_high:+.1f}]"
+            in pool_line) and "0.0078" in pool_line
+
+    paths = outputs(tmp_path, rows)
+    report = paths["report"].read_text()
+    assert ("On the Pareto fronts, differ from the baseline beyond noise (exact McNemar p < 0.05): pool_l2 (-20.0); "
+            "within noise of it: tome_r8.") in report
+    assert "percentile bootstrap interval over the test videos (2000 resamples, seed 0" in report
+    with open(paths["csv"]) as f:
+        csv_rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert csv_rows["pool_l2"]["differs_from_baseline"] == "true" and csv_rows["tome_r8"]["mcnemar_p"] == "0.125"
+    low = float(csv_rows["tome_r8"]["delta_video_top1_low"])
+    assert low == pytest.approx(t["tome_r8"].delta_video_top1_low, abs=1e-4)
+    data = json.loads(paths["json"].read_text())
+    assert data["meta"]["bootstrap"]["resamples"] == 2000 and data["meta"]["seeds"] == [0]
+    entry = data["rows"][1]
+    for key in ("clip_top1_low", "clip_top1_high", "video_top1_low", "video_top1_high", "delta_video_top1_low",
+                "delta_video_top1_high", "delta_clip_top1", "mcnemar_p", "baseline_only", "row_only",
+                "paired_videos", "differs_from_baseline"):
+        assert key in entry, key
+    assert entry["paired_videos"] == 40 and entry["video_top1_sd"] is None  # one seed: no spread
+    for key in ("gflops_plot", "speed_plot"):
+        assert paths[key].read_bytes()[:8] == PNG
+
+
+def test_several_seeds_give_the_mean_the_spread_and_pooled_intervals(tmp_path):
+    from dataclasses import replace
+
+    base = [with_predictions(result(0, 0.07, 300.0), [i >= s for i in range(40)]) for s in (4, 6)]
+    tome = [with_predictions(result(0, 0.05, 320.0), [i >= s for i in range(40)]) for s in (8, 6)]
+    base = [replace(r, extra={**r.extra, "seed": seed, "seed_folder": f"seed{seed}"}) for r, seed in zip(base, (0, 1))]
+    tome = [replace(r, extra={**r.extra, "seed": seed, "seed_folder": f"seed{seed}"}) for r, seed in zip(tome, (0, 1))]
+    rows = [RowResult("baseline", None, base[0], loaded=False, other_seeds=(base[1],)),
+            RowResult("tome_r8", Strategy("tome_r8", "tome", {"r": 8}), tome[0], loaded=False, other_seeds=(tome[1],))]
+    table = table_rows(rows)
+    assert table[1].seeds == 2 and table[1].video_top1 == pytest.approx((80.0 + 85.0) / 2)
+    assert table[1].video_top1_sd == pytest.approx(math.sqrt(2) * 2.5)  # sample sd of 80 and 85
+    assert table[1].delta_video_top1 == pytest.approx(-5.0)
+    # seed 0: the row misses 4 the baseline gets (p = 0.125); seed 1: the same decisions (p = 1)
+    assert (table[1].baseline_only, table[1].row_only, table[1].mcnemar_p) == (4, 0, 1.0)
+    assert "video top-1 sd (seeds)" in text_table(table).splitlines()[0]
+    settings = SimpleNamespace(baseline_checkpoint=None, published=None, published_new_head=False, finetune_epochs=1,
+                               seeds=(0, 1))
+    config = {"data": {"num_frames": 8, "crop_size": 64}, "trainer": {"max_epochs": 2}}
+    paths = write_outputs(tmp_path, rows, settings, config)
+    data = json.loads(paths["json"].read_text())
+    assert data["meta"]["seeds"] == [0, 1]
+    assert data["rows"][1]["video_top1_seeds"] == [80.0, 85.0] and data["rows"][1]["seed_values"] == [0, 1]
+    assert data["rows"][1]["result_files"] == ["seed0/tome_r8/result.json", "seed1/tome_r8/result.json"]
+    assert "trained once per seed (0, 1)" in paths["report"].read_text()

@@ -46,26 +46,29 @@ def test_evaluate_on_two_processes_equals_one(trained: dict):
     two = _evaluate(trained, "two", "--devices", "2", "--strategy", "ddp")
     assert two["timing"]["processes"] == 2 and one["timing"]["processes"] == 1
     assert one["videos_evaluated"] == two["videos_evaluated"] == ODD_TEST_VIDEOS
+    # the 95 % intervals too: they are computed from the per-video records, sorted by path, fixed seed
     for key in ("clip_top1", "clip_top5", "video_top1", "video_top5", "views_evaluated", "video_list_sha256",
-                "per_class", "unreadable", "gflops_per_view"):
+                "per_class", "unreadable", "gflops_per_view", "clip_top1_low", "clip_top1_high", "video_top1_low",
+                "video_top1_high"):
         assert one[key] == two[key], key
+    assert one["video_top1_low"] <= one["video_top1"] <= one["video_top1_high"]
     assert [(p["path"], p["classes"]) for p in one["predictions"]] == [(p["path"], p["classes"]) for p in two["predictions"]]
     for a, b in zip(one["predictions"], two["predictions"]):
         assert b["scores"] == pytest.approx(a["scores"], abs=1e-6)
 
 
-def _compare_config(trained: dict, run_dir: Path) -> Path:
+def _compare_config(trained: dict, run_dir: Path, eval_batch_size: int = 2) -> Path:
     config = yaml.safe_load(trained["config"].read_text())
     config["compare"] = {
         "split": "test", "views": [4, 3], "run_dir": str(run_dir), "baseline_checkpoint": str(trained["checkpoint"]),
         "flush_every": 1, "torch_threads": 1,
         "strategies": [{"name": "tome_r1", "reducer": "tome", "reducer_args": {"r": 1, "scope": "global"}},
-                       {"name": "evit", "reducer": "evit", "reducer_args": {"keep_rate": 0.7, "layers": "1,3"}}],
+                       {"name": "evit", "reducer": "evit", "reducer_args": {"keep_rate": 0.7, "layers": "1,3"}},
+                       # its eval draw is one per (seed, block, token count): a row whose reducer ran
+                       # its training draws would follow the order the videos came in
+                       {"name": "random_r1", "reducer": "random", "reducer_args": {"r": 1}}],
     }
-    # two views per batch, in training and evaluation alike: a resumed pass then batches the
-    # remaining videos as the uninterrupted one did (the results and costs are per video, but a
-    # batch of other size may round a near-tie merge the other way)
-    config["data"]["batch_size"] = config["data"]["eval_batch_size"] = 2
+    config["data"]["batch_size"] = config["data"]["eval_batch_size"] = eval_batch_size  # 2: many flushes
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -76,7 +79,7 @@ def _rows(run_dir: Path) -> dict[str, dict]:
             for row in json.loads((run_dir / "results.json").read_text())["rows"]}
 
 
-def test_compare_killed_mid_pass_resumes_to_the_uninterrupted_result(trained: dict):
+def test_compare_killed_mid_pass_or_run_otherwise_gives_the_uninterrupted_scores(trained: dict):
     whole_dir = trained["work"] / "compare_whole"
     run_videotok(["compare", "--config", str(_compare_config(trained, whole_dir)), "--no-progress"], timeout=240)
 
@@ -95,13 +98,33 @@ def test_compare_killed_mid_pass_resumes_to_the_uninterrupted_result(trained: di
     resumed = run_videotok(["compare", "--config", str(config), "--no-progress"], timeout=240)
     assert not (run_dir / "pass").exists()  # removed once every row's result was written
     assert "over 2 runs (resumed)" in (run_dir / "report.md").read_text(), resumed.stdout[-2000:]
-    whole, again = _rows(whole_dir), _rows(run_dir)
-    assert list(whole) == list(again) == ["baseline", "tome_r1", "evit"]
+    whole = _rows(whole_dir)
+    assert list(whole) == ["baseline", "tome_r1", "evit", "random_r1"]
+    _assert_same_rows(_rows(run_dir), whole, atol=1e-6)
+    # the paired figures of a resumed pass are those of the uninterrupted one
+    for key in ("mcnemar_p", "delta_video_top1_low", "delta_video_top1_high"):
+        assert [r[key] for r in json.loads((run_dir / "results.json").read_text())["rows"]] == \
+            [r[key] for r in json.loads((whole_dir / "results.json").read_text())["rows"]], key
+
+    # every video of every row scores alike in batches of 16 views on 2 processes
+    other_dir = trained["work"] / "compare_batch16_two"
+    run_videotok(["compare", "--config", str(_compare_config(trained, other_dir, eval_batch_size=16)), "--no-progress",
+                  "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"], timeout=240)
+    _assert_same_rows(_rows(other_dir), whole, atol=1e-5)
+
+
+def _assert_same_rows(got: dict[str, dict], whole: dict[str, dict], atol: float) -> None:
+    assert list(got) == list(whole)
     for name in whole:
-        for key in ("clip_top1", "video_top1", "video_top5", "views_evaluated", "video_list_sha256", "per_class"):
-            assert again[name][key] == whole[name][key], (name, key)
-        assert again[name]["gflops_per_view"] == pytest.approx(whole[name]["gflops_per_view"], rel=1e-9)
-        assert [p["classes"] for p in again[name]["predictions"]] == [p["classes"] for p in whole[name]["predictions"]]
+        for key in ("clip_top1", "video_top1", "video_top5", "views_evaluated", "video_list_sha256", "per_class",
+                    "clip_top1_low", "clip_top1_high", "video_top1_low", "video_top1_high"):
+            assert got[name][key] == whole[name][key], (name, key)
+        assert got[name]["gflops_per_view"] == pytest.approx(whole[name]["gflops_per_view"], rel=1e-9)
+        pairs = list(zip(got[name]["predictions"], whole[name]["predictions"], strict=True))
+        assert [a["path"] for a, _ in pairs] == [b["path"] for _, b in pairs]
+        assert [a["classes"] for a, _ in pairs] == [b["classes"] for _, b in pairs], name
+        for a, b in pairs:
+            assert a["scores"] == pytest.approx(b["scores"], abs=atol), (name, a["path"])
 
 
 def test_compare_trains_and_evaluates_on_two_processes(trained: dict):

@@ -468,10 +468,15 @@ def test_any_size_without_a_config_takes_vits_heads(tmp_path):
         create_model(ckpt.model, num_heads=4)
 
 
-def test_videomae_without_mean_pooling_is_refused(tmp_path):
-    folder = save_hf(tmp_path, hf_model("videomae", use_mean_pooling=False))
-    with pytest.raises(ValueError, match="use_mean_pooling=False"):
-        load_published(str(folder))
+def test_videomae_without_mean_pooling_reads_the_first_normalised_token(tmp_path):
+    """transformers' use_mean_pooling=False: its final layernorm, then the first token."""
+    reference = hf_model("videomae", use_mean_pooling=False)
+    ckpt = load_published(str(save_hf(tmp_path, reference)))
+    assert ckpt.model_args["mean_pooling"] is False
+    video = torch.randn(2, 3, FRAMES, SIZE, SIZE)
+    with torch.no_grad():
+        expected = reference(pixel_values=video.transpose(1, 2)).logits
+        assert (ckpt.build()(video) - expected).abs().max() <= TOLERANCE
 
 
 # -- classes, caching, reducers ------------------------------------------------------------------------

@@ -83,7 +83,8 @@ def create_model(name: str, reducer: ReducerLike = None, *, reducer_args: Option
 
 
 def load(source: str, reducer: ReducerLike = None, *, config: Optional[str] = None, format: Optional[str] = None,
-         classes: Optional[str] = None, num_classes: Optional[int] = None, **reducer_args: Any) -> VideoBackbone:
+         classes: Optional[str] = None, num_classes: Optional[int] = None, num_heads: Optional[int] = None,
+         **reducer_args: Any) -> VideoBackbone:
     """A model ready to predict: `[B, C, T, H, W]` -> logits, in eval mode, with `.preprocessing`
     (frames, sampling rate, resize, crop, mean, std, views) and `.classes` attached.
 
@@ -92,33 +93,35 @@ def load(source: str, reducer: ReducerLike = None, *, config: Optional[str] = No
     `config` the experiment config it was trained with). reducer: a name (or preset file) with
     `reducer_args`, or a built Reducer; None keeps a videotok checkpoint's own, and none at all
     for a published one. num_classes: a published checkpoint with a new classifier of that width
-    (to fine-tune on one's own classes; the rest of the weights load as strictly)."""
+    (to fine-tune on one's own classes; the rest of the weights load as strictly). num_heads: a
+    published checkpoint's attention heads where its files do not state them (`--num-heads`)."""
     return load_with_details(source, reducer, config=config, format=format, classes=classes,
-                             num_classes=num_classes, **reducer_args).model
+                             num_classes=num_classes, num_heads=num_heads, **reducer_args).model
 
 
 def load_with_details(source: str, reducer: ReducerLike = None, *, config: Optional[str] = None,
                       format: Optional[str] = None, classes: Optional[str] = None, num_classes: Optional[int] = None,
-                      **reducer_args: Any) -> Loaded:
+                      num_heads: Optional[int] = None, **reducer_args: Any) -> Loaded:
     """`load`, with where the weights came from and the reducer's arguments (what the CLI prints)."""
     if str(source).endswith(".ckpt") or config is not None:
         if config is None:
             raise ValueError(f"{source}: a videotok checkpoint needs config=..., the experiment config it was "
                              "trained with (its data folder gives the classes and preprocessing)")
-        if num_classes is not None:
-            raise ValueError("num_classes is for published checkpoints; a videotok checkpoint has its data's classes")
+        if num_classes is not None or num_heads is not None:
+            raise ValueError("num_classes and num_heads are for published checkpoints; a videotok checkpoint states "
+                             "its own")
         loaded = _load_trained(str(source), config, reducer, reducer_args)
     else:
-        loaded = _load_published(str(source), format, classes, num_classes, reducer, reducer_args)
+        loaded = _load_published(str(source), format, classes, num_classes, num_heads, reducer, reducer_args)
     loaded.model.preprocessing, loaded.model.classes = loaded.preprocessing, loaded.classes
     return loaded
 
 
 def _load_published(source: str, format: Optional[str], classes: Optional[str], num_classes: Optional[int],
-                    reducer: ReducerLike, reducer_args: dict[str, Any]) -> Loaded:
+                    num_heads: Optional[int], reducer: ReducerLike, reducer_args: dict[str, Any]) -> Loaded:
     from videotok.models.published import load_published
 
-    checkpoint = load_published(source, format, classes=classes)
+    checkpoint = load_published(source, format, classes=classes, num_heads=num_heads)
     model = checkpoint.build(_reducer(reducer, reducer_args), num_classes=num_classes)
     names = checkpoint.classes if model.num_classes == len(checkpoint.classes) else \
         [f"class {i}" for i in range(model.num_classes)]

@@ -68,9 +68,13 @@ def expand_configs(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def with_published(config: dict, source: Optional[str], format: Optional[str] = None) -> dict:
+def with_published(config: dict, source: Optional[str], format: Optional[str] = None, classes: Optional[str] = None,
+                   num_heads: Optional[int] = None) -> dict:
     """`config` with `--pretrained SOURCE` and `--format` (None: detected) as model.published and
-    model.published_format; unchanged when `source` is None."""
+    model.published_format, and where given `--classes` (model.published_classes) and `--num-heads`
+    (model.num_heads); unchanged when `source` is None."""
     if not source:
         return config
-    return {**config, "model": {**(config.get("model") or {}), "published": source, "published_format": format}}
+    given = {k: v for k, v in (("published_classes", classes), ("num_heads", num_heads)) if v is not None}
+    return {**config, "model": {**(config.get("model") or {}), "published": source, "published_format": format,
+                                **given}}

@@ -101,14 +101,10 @@ def full_token_cost(model: nn.Module) -> Cost:
     kept (what a reducer's savings are measured against)."""
     from videotok.reduce.none import NoReduction
 
-    reducer = model.reducer
     baseline = NoReduction()
     baseline.bind(model.spec)
-    model.reducer = baseline
-    try:
+    with model.reducer_swapped(baseline):
         return measure_cost(model)
-    finally:
-        model.reducer = reducer
 
 
 def count_gflops(model: nn.Module, blocks: list[BlockInput]) -> Tensor:

@@ -85,20 +85,26 @@ def resolve_model_settings(
         model=model.get("model") or _classifier_default("model"),
         tubelet_size=model.get("tubelet_size"),
         num_classes=num_classes,
-        model_args=dict(model.get("model_args") or {}),
+        model_args={**(model.get("model_args") or {}),
+                    **({"num_heads": model["num_heads"]} if model.get("num_heads") else {})},
         reducer=reducer,
         **shape,
     )
 
 
 def published_checkpoint(config: dict[str, Any]) -> Optional["PublishedCheckpoint"]:
-    """The checkpoint `model.published` names (read once per process), or None."""
+    """The checkpoint `model.published` names (read once per process), or None. `model.published_classes`
+    (a class-name file) names its classes, `model.num_heads` states its heads, `model.published_keep`
+    restricts it to those of its classes."""
     model = config.get("model") or {}
     if not model.get("published"):
         return None
     from videotok.models.published import load_published
 
-    return load_published(str(model["published"]), model.get("published_format"))
+    checkpoint = load_published(str(model["published"]), model.get("published_format"),
+                                classes=model.get("published_classes"), num_heads=model.get("num_heads"))
+    keep = model.get("published_keep")  # the data's classes, where it has more (train/build.py)
+    return checkpoint.restricted(list(keep)) if keep else checkpoint
 
 
 def data_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from videotok.commands.devices import add_device_arguments, runtime_from_args
+from videotok.commands.weights import add_num_heads_argument
 from videotok.models.published import FORMATS
 
 
@@ -32,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--pretrained", metavar="SOURCE", help="a published video checkpoint as the baseline "
                         "(a file, a folder or a hub id; sets model.published)")
     parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
+    parser.add_argument("--classes", help="class names of --pretrained, one per line, for a checkpoint that carries "
+                        "none (sets model.published_classes)")
+    add_num_heads_argument(parser)
     parser.add_argument("--visualize", action="store_true", help="also draw the split's first video through "
                         "every row's model (<row>/tokens.png, shown in report.md; see `videotok visualize`)")
     add_device_arguments(parser)
@@ -51,12 +55,13 @@ def _quiet_lightning() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videotok.compare import default_config_path, load_default_config, prepare, run_compare, text_table
+    from videotok.compare.report import front_noise
     from videotok.compare.runner import is_rank_zero
     from videotok.config import load_config, with_published
 
     _quiet_lightning()
     config = load_config(args.config) if args.config else load_default_config()
-    config = with_published(config, args.pretrained, args.format)
+    config = with_published(config, args.pretrained, args.format, args.classes, args.num_heads)
     source = args.config or f"{default_config_path()} (embedded default)"
     settings = prepare(config, run_dir=args.run_dir, only=args.only, visualize=args.visualize)  # every error before any work
     runtime = runtime_from_args(config, args)
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print()
     print(text_table(outcome.table))
+    print(front_noise(outcome.table))
     print()
     width = max(len(what) for what in outcome.paths)
     for what, path in outcome.paths.items():

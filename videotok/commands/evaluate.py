@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from videotok.commands.devices import add_device_arguments, runtime_from_args
+from videotok.commands.weights import add_num_heads_argument
 from videotok.config import load_config, with_published
 from videotok.models.published import FORMATS
 from videotok.reduce.choice import ReducerChoice, add_reducer_arguments
@@ -24,6 +25,9 @@ def add_parser(subparsers: Any) -> None:
                         "--ckpt_path: a file, a folder or a hub id (sets model.published; its preprocessing "
                         "and test views fill what the config leaves out)")
     parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
+    parser.add_argument("--classes", help="class names of --pretrained, one per line, for a checkpoint that carries "
+                        "none (a K710 one: the data's classes among them are then matched by name)")
+    add_num_heads_argument(parser)
     parser.add_argument("--data-dir", help="override data.data_dir")
     add_reducer_arguments(parser)
     parser.add_argument("--views", help="temporal clips x spatial crops, e.g. 4x3 (default: a published "
@@ -50,12 +54,12 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from videotok.evaluate import evaluate, parse_views
     from videotok.evaluate.pass_store import PassStore
-    from videotok.train.build import build_classifier, build_datamodule
+    from videotok.train.build import build_classifier, build_datamodule, published_restriction
     from videotok.train.checkpoint import load_checkpoint
 
     views = parse_views(args.views) if args.views else None  # bad --views fails before any work
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)  # None: the checkpoint's own
-    config = with_published(load_config(args.config), args.pretrained, args.format)
+    config = with_published(load_config(args.config), args.pretrained, args.format, args.classes, args.num_heads)
     runtime = runtime_from_args(config, args, precision=args.precision)
     published = (config.get("model") or {}).get("published")
     if not args.ckpt_path and not published:
@@ -71,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.output + ".parts") if args.output else None
     extra = {"config": str(args.config), "checkpoint": str(args.ckpt_path or published),
              "reducer_args": dict(hp.reducer_args or {})}
+    restriction = published_restriction(config, datamodule) if published and not checkpoint else None
+    if restriction:
+        extra["class_restriction"] = restriction
+        print(f"note: {restriction}", flush=True)
     result = evaluate(
         classifier, datamodule, split=args.split, views=views, aggregate=args.aggregate,
         progress=not args.no_progress, runtime=runtime, extra=extra, run_dir=run_dir, flush_every=args.flush_every,

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from videotok.commands.weights import add_num_heads_argument
 from videotok.config import load_config, with_published
 from videotok.flops import Cost, measure_cost
 from videotok.models import VideoBackbone, create_model
@@ -22,6 +23,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--model", help="model name (see `videotok models`)")
     parser.add_argument("--pretrained", metavar="SOURCE", help="the backbone a published video checkpoint builds "
                         "(a file, a folder or a hub id; its clip shape too)")
+    add_num_heads_argument(parser)
     parser.add_argument("--num-frames", type=int)
     parser.add_argument("--img-size", type=int)
     parser.add_argument("--patch-size", type=int, help="patch side in pixels (e.g. 14 for a DINOv2-style ViT-S/14)")
@@ -37,7 +39,8 @@ def build_from_flags(args: argparse.Namespace) -> tuple[VideoBackbone, ReducerCh
     reducer = ReducerChoice.from_flags(args.reducer, args.reducer_arg)
     name, overrides = args.model, {}
     if args.config or args.pretrained:
-        config = with_published(load_config(args.config) if args.config else {}, args.pretrained)
+        config = with_published(load_config(args.config) if args.config else {}, args.pretrained,
+                                num_heads=args.num_heads)
         published = published_checkpoint(config)  # its classifier's width, where it has one
         settings = resolve_model_settings(config, reducer, num_classes=len(published.classes) if published else None)
         name, overrides, reducer = args.model or settings.model, settings.backbone_overrides(), settings.reducer

@@ -17,8 +17,14 @@ def add_weight_arguments(parser: Any) -> None:
                         "or a hub id (see README, 'Published checkpoints')")
     parser.add_argument("--format", choices=FORMATS, help="the format of --pretrained (default: detected)")
     parser.add_argument("--classes", help="class names, one per line, for a checkpoint that carries none")
+    add_num_heads_argument(parser)
     parser.add_argument("--config", help="with --ckpt_path: the experiment config it was trained with")
     parser.add_argument("--ckpt_path", help="a videotok checkpoint (.ckpt) in place of --pretrained")
+
+
+def add_num_heads_argument(parser: Any) -> None:
+    parser.add_argument("--num-heads", type=int, help="the attention heads of --pretrained, where its files do not "
+                        "state them (no weight shape shows them; without them a count is guessed, with a warning)")
 
 
 def check_weight_arguments(args: argparse.Namespace) -> None:
@@ -38,7 +44,8 @@ def load_model(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> Lo
 
 
 def _published(args: argparse.Namespace, reducer: Optional[ReducerChoice]) -> LoadedModel:
-    loaded = load_with_details(args.pretrained, reducer, format=args.format, classes=args.classes)
+    loaded = load_with_details(args.pretrained, reducer, format=args.format, classes=args.classes,
+                               num_heads=args.num_heads)
     if loaded.model.reducer.adds_parameters:
         print(f"note: {loaded.model.reducer.name} adds parameters that {args.pretrained} lacks: they are as "
               "initialised, untrained (fine-tune them with `videotok compare` and compare.finetune_published: true)",

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from videotok.compare.report import TableRow, table_rows, text_table, write_outputs
-from videotok.compare.runner import Comparison, Log, RowResult, elapsed, is_rank_zero
+from videotok.compare.runner import Comparison, Log, RowResult, SeededComparison, elapsed, is_rank_zero
 from videotok.compare.settings import (
     BASELINE,
     CompareSettings,
@@ -25,7 +25,7 @@ from videotok.compare.settings import (
 )
 from videotok.evaluate import Runtime
 from videotok.settings import published_checkpoint
-from videotok.train.build import build_datamodule
+from videotok.train.build import build_datamodule, published_restriction
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def published_new_head(config: dict, datamodule: Any, settings: CompareSettings)
     if not settings.published:
         return False
     published = published_checkpoint(config)
-    if len(published.classes) == datamodule.num_classes:
-        return False
+    if len(published.classes) == datamodule.num_classes or published_restriction(config, datamodule):
+        return False  # its own head, on the data's classes (or those of its own that are the data's)
     if not settings.finetune_published:
         raise ValueError(f"model.published {settings.published} has {len(published.classes)} classes, the data "
                          f"{datamodule.num_classes}: compare.finetune_published: true fine-tunes it on the data's "
@@ -70,19 +70,22 @@ def run_compare(config: dict, settings: CompareSettings, runtime: Optional[Runti
     if settings.torch_threads:
         # On a small shared CPU, more intra-op threads than free cores make training many times slower.
         torch.set_num_threads(settings.torch_threads)
-    comparison = Comparison(config, settings, runtime=runtime, progress=progress, log=log)
+    kind = Comparison if len(settings.seeds) == 1 else SeededComparison
+    comparison = kind(config, settings, runtime=runtime, progress=progress, log=log)
     rows = comparison.run()
     if not is_rank_zero():
         return None
+    table = table_rows(rows)
     paths = write_outputs(settings.run_dir, rows, settings, config, skipped=comparison.skipped,
-                          evaluation=comparison.outcome)
+                          evaluation=comparison.outcome, table=table)
     comparison.finish_pass()
     log(f"compare finished in {elapsed(start)}")
-    return CompareOutcome(rows, table_rows(rows), paths)
+    return CompareOutcome(rows, table, paths)
 
 
 __all__ = [
-    "BASELINE", "CompareOutcome", "CompareSettings", "Comparison", "RowResult", "Strategy", "TableRow",
+    "BASELINE", "CompareOutcome", "CompareSettings", "Comparison", "RowResult", "SeededComparison", "Strategy",
+    "TableRow",
     "check_strategies", "default_config_path", "load_default_config", "parse_settings", "prepare",
     "run_compare", "table_rows", "text_table", "write_outputs",
 ]

@@ -1,5 +1,6 @@
 """The report's plots: video top-1 against GFLOPs per view (accuracy_vs_gflops.png) and against
-measured clips/s (accuracy_vs_clips_per_second.png), one labelled point per row, Pareto front drawn.
+measured clips/s (accuracy_vs_clips_per_second.png), one labelled point per row with its 95 %
+interval as an error bar, Pareto front drawn.
 
 GFLOPs are what a reduction promises, clips/s what it delivers on the machine at hand (on a small
 model the matching and merging can cost more than the tokens save), so the report shows both.
@@ -39,7 +40,8 @@ def _plot_accuracy(rows: Sequence, path: Path, x: str, front: str, lower_is_bett
                    what: str, title: str, chance: Optional[float]) -> Path:
     """Video top-1 against the row attribute `x`. The baseline is a red star with a dashed line at its
     accuracy, so points below it lost accuracy; the rows flagged by `front` (see compare.pareto) are
-    joined by a step line, the best accuracy reachable at each cost, and labelled in bold.
+    joined by a step line, the best accuracy reachable at each cost, and labelled in bold; each
+    point's bar is its 95 % bootstrap interval over the test videos.
     `chance`: accuracy of a random guess (%), drawn as a grey line."""
     def drawable(row) -> bool:
         return math.isfinite(getattr(row, x)) and math.isfinite(row.video_top1)
@@ -61,6 +63,7 @@ def _plot_accuracy(rows: Sequence, path: Path, x: str, front: str, lower_is_bett
             ax.scatter(getattr(row, x), row.video_top1, marker=marker, s=60, color=color, zorder=2,
                        label=row.trained if row.trained not in seen else None)
             seen.add(row.trained)
+    _error_bars(ax, shown, x)
     on_front = sorted((getattr(r, x), r.video_top1) for r in shown if getattr(r, front))
     if on_front:
         # Cheaper to the left: a front point's accuracy holds until the next one (post); faster to
@@ -72,7 +75,7 @@ def _plot_accuracy(rows: Sequence, path: Path, x: str, front: str, lower_is_bett
     if left_out:
         xlabel += f"\nleft out ({what} or accuracy n/a): {', '.join(left_out)}"
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("video-level top-1 accuracy (%)")
+    ax.set_ylabel("video-level top-1 accuracy (%; bars: 95 % interval)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -83,6 +86,19 @@ def _plot_accuracy(rows: Sequence, path: Path, x: str, front: str, lower_is_bett
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _error_bars(ax, rows: Sequence, x: str) -> None:
+    """Each row's 95 % interval of video top-1 (`video_top1_low`/`_high`) as a vertical bar; rows
+    without one (no per-video predictions) get none."""
+    for row in rows:
+        low, high = getattr(row, "video_top1_low", math.nan), getattr(row, "video_top1_high", math.nan)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        color = "tab:red" if row.is_baseline else MARKERS.get(row.trained, ("^", "tab:gray"))[1]
+        ax.errorbar(getattr(row, x), row.video_top1, yerr=[[max(row.video_top1 - low, 0.0)],
+                                                            [max(high - row.video_top1, 0.0)]],
+                    fmt="none", ecolor=color, elinewidth=0.9, capsize=3, alpha=0.7, zorder=1.8)
 
 
 # Label offsets in points, tried in order until a label overlaps none placed before it.

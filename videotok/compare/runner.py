@@ -22,7 +22,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -43,7 +43,7 @@ from videotok.evaluate import EvalRow, EvaluationResult, PassOutcome, Runtime, p
 from videotok.evaluate.engine import EVAL_SPLITS
 from videotok.evaluate.pass_store import PassStore
 from videotok.reduce.choice import ReducerChoice
-from videotok.train.build import build_classifier, build_datamodule
+from videotok.train.build import build_classifier, build_datamodule, published_restriction
 from videotok.train.callbacks import RunCheckpoint
 from videotok.train.checkpoint import load_checkpoint
 from videotok.train.defaults import default_callbacks, default_loggers, progress_bar
@@ -60,8 +60,14 @@ class RowResult:
 
     name: str
     strategy: Optional[Strategy]
-    result: EvaluationResult
+    result: EvaluationResult  # the first seed's (compare.seeds)
     loaded: bool  # read back from an earlier run rather than computed now
+    other_seeds: tuple[EvaluationResult, ...] = ()  # the further seeds' results, in compare.seeds order
+
+    @property
+    def results(self) -> tuple[EvaluationResult, ...]:
+        """One result per seed."""
+        return (self.result, *self.other_seeds)
 
     @property
     def reducer(self) -> str:
@@ -78,6 +84,26 @@ class RowResult:
                 return "fine-tuned" if self.result.extra.get("published_new_head") else "published"
             return "trained"
         return self.strategy.trained
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The rows of one seed's comparison: all reported (baseline first), those loaded, those to compute."""
+
+    rows: list[tuple[str, Optional[Strategy]]]
+    loaded: dict[str, EvaluationResult]
+    todo: list[tuple[str, Optional[Strategy]]]
+
+
+def one_pass(comparison: "Comparison", rows: list[EvalRow], signatures: dict[str, dict]) -> Optional[PassOutcome]:
+    """The evaluation pass over `comparison`'s split for `rows` (of one seed or several), resumable in
+    `<run_dir>/pass/` under `signatures` (row name -> what determines its numbers)."""
+    settings = comparison.settings
+    root = settings.run_dir.parent if settings.seed_folder else settings.run_dir
+    return run_pass(rows, comparison.datamodule, settings.split, settings.views, settings.aggregate,
+                    comparison.runtime, comparison.progress, store=PassStore(root / PASS_DIR),
+                    signature={"rows": signatures}, flush_every=settings.flush_every,
+                    description=f"compare: {len(rows)} rows")
 
 
 def machine_description(device: str) -> str:
@@ -144,7 +170,20 @@ class Comparison:
 
     def _rows(self) -> list[RowResult]:
         """Loaded rows stay as they are; the others are trained if they must be, then scored together."""
-        plan: list[tuple[str, Optional[Strategy]]] = [(BASELINE, None)]
+        plan = self._plan()
+        computed: dict[str, EvaluationResult] = {}
+        if not plan.todo and is_rank_zero():
+            PassStore(self.settings.run_dir / PASS_DIR).remove()  # left by a run stopped after saving its rows
+        if plan.todo:
+            self._train(plan.todo)
+            computed = self._evaluate(plan.todo)
+            if not is_rank_zero():
+                return []
+        return self._finished(plan, computed)
+
+    def _plan(self) -> "Plan":
+        """Which rows are reported, which of them are loaded from an earlier run, which computed now."""
+        rows: list[tuple[str, Optional[Strategy]]] = [(BASELINE, None)]
         loaded: dict[str, EvaluationResult] = {}
         for n, strategy in enumerate(self.settings.strategies, start=2):
             if self.settings.selected(strategy) and not self._trains(strategy):
@@ -152,38 +191,37 @@ class Comparison:
                 self._announce(n, strategy.name, f"skipped: {why}")
                 self.skipped.append((strategy.name, why))
             elif self.settings.selected(strategy):
-                plan.append((strategy.name, strategy))
+                rows.append((strategy.name, strategy))
             else:
                 result = self._load(strategy.name, self._signature(strategy))
                 self._announce(n, strategy.name, "not selected by --only" + ("; its earlier result is reported" if result else ""))
                 if result is not None:
-                    plan.append((strategy.name, strategy))
+                    rows.append((strategy.name, strategy))
                     loaded[strategy.name] = result
-        for name, strategy in plan:
+        for name, strategy in rows:
             if name in loaded:
                 continue
             result = self._load(name, self._signature(strategy))
             if result is not None:
                 self._announce(self._number(name), name, f"done earlier, loaded {self.settings.row_dir(name) / RESULT_FILE}")
                 loaded[name] = result
-        todo = [(name, strategy) for name, strategy in plan if name not in loaded]
-        computed: dict[str, EvaluationResult] = {}
-        if not todo and is_rank_zero():
-            PassStore(self.settings.run_dir / PASS_DIR).remove()  # left by a run stopped after saving its rows
-        if todo:
-            self._train_baseline()
-            for name, strategy in todo:
-                if strategy is not None and strategy.adds_parameters:
-                    self._finetune(strategy)
-            computed = self._evaluate(todo)
-            if not is_rank_zero():
-                return []
+        return Plan(rows, loaded, [(name, strategy) for name, strategy in rows if name not in loaded])
+
+    def _train(self, todo: list[tuple[str, Optional[Strategy]]]) -> None:
+        """The baseline, then every row of `todo` that adds parameters (each skipped if trained earlier)."""
+        self._train_baseline()
+        for _, strategy in todo:
+            if strategy is not None and strategy.adds_parameters:
+                self._finetune(strategy)
+
+    def _finished(self, plan: "Plan", computed: dict[str, EvaluationResult]) -> list[RowResult]:
+        """Every row of the plan: the computed ones saved to their folders, the others as loaded."""
         rows = []
-        for name, strategy in plan:
+        for name, strategy in plan.rows:
             if name in computed:
                 rows.append(self._save(name, strategy, computed[name]))
             else:
-                rows.append(RowResult(name, strategy, loaded[name], loaded=True))
+                rows.append(RowResult(name, strategy, plan.loaded[name], loaded=True))
         return rows
 
     def _trains(self, strategy: Strategy) -> bool:
@@ -342,29 +380,34 @@ class Comparison:
         self._say(f"evaluating {len(todo)} row(s) in one pass over the {self.settings.split} split "
                   f"(each clip decoded once): {names}")
         rows = self._pass_rows(todo)
-        settings = self.settings
-        signatures = {name: self._signature(strategy) for name, strategy in todo}
-        outcome = run_pass(rows, self.datamodule, settings.split, settings.views, settings.aggregate, self.runtime,
-                           self.progress, store=PassStore(settings.run_dir / PASS_DIR), signature={"rows": signatures},
-                           flush_every=settings.flush_every, description=f"compare: {len(rows)} rows")
+        outcome = one_pass(self, rows, {name: self._signature(strategy) for name, strategy in todo})
         if outcome is None:
             return {}
+        return self._results(outcome, todo, rows)
+
+    def _results(self, outcome: PassOutcome, todo: list[tuple[str, Optional[Strategy]]],
+                 rows: list[EvalRow]) -> dict[str, EvaluationResult]:
+        """The results of `todo`'s rows, `rows` being their pass rows (in order; named as in the pass)."""
         self.outcome = outcome
+        settings = self.settings
         machine = machine_description(outcome.device)
+        restriction = None if settings.published_new_head else published_restriction(self.config, self.datamodule)
         date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        seed = {"seed": settings.seed, **({"seed_folder": settings.run_dir.name} if settings.seed_folder else {})}
         extras = {
-            name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
-                   "checkpoint": str(self._weights(strategy) or settings.published),
-                   "published": settings.published, "published_new_head": settings.published_new_head,
-                   "signature": signatures[name], "machine": machine,
-                   "torch": torch.__version__, "date": date}
-            for name, strategy in todo
+            row.name: {"row": name, "reducer_args": dict(strategy.reducer_args) if strategy else {},
+                       "checkpoint": str(self._weights(strategy) or settings.published),
+                       "published": settings.published, "published_new_head": settings.published_new_head,
+                       "class_restriction": restriction,
+                       "signature": self._signature(strategy), "machine": machine,
+                       "torch": torch.__version__, "date": date, **seed}
+            for row, (name, strategy) in zip(rows, todo)
         }
         results = pass_results(outcome, rows, self.datamodule, settings.split, settings.views, settings.aggregate,
                                self.runtime, extras)
         self._say(f"    one pass: {outcome.wall_seconds:.1f} s wall, {outcome.wait_seconds:.1f} s waiting for "
-                 f"decoded clips, {len(outcome.video_list)} videos, {outcome.world_size} process(es)")
-        return results
+                  f"decoded clips, {len(outcome.video_list)} videos, {outcome.world_size} process(es)")
+        return {name: results[row.name] for row, (name, _) in zip(rows, todo)}
 
     def finish_pass(self) -> None:
         """Remove the pass folder once every row's result is saved (its records live on there)."""
@@ -404,6 +447,91 @@ class Comparison:
         path = self.settings.row_dir(name) / TRAINING_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"finished": finished, "signature": training}, indent=2, sort_keys=True))
+
+
+class SeededComparison:
+    """`compare.seeds` with several seeds: one `Comparison` per seed, its rows in `<run_dir>/seed<k>/`
+    (the baseline and every fine-tuned row trained under that seed, the training-free rows on that
+    seed's baseline), all trained first, then one evaluation pass over every seed's rows still without
+    a result. `run()` returns one RowResult per row, holding every seed's result; a rerun resumes
+    each seed's rows as a one-seed comparison resumes its own."""
+
+    def __init__(self, config: dict, settings: CompareSettings, runtime: Optional[Runtime] = None,
+                 progress: bool = True, log: Log = print) -> None:
+        self.settings, self.log = settings, log
+        self.seeds = [Comparison(config, settings.for_seed(seed), runtime, progress,
+                                 log=_prefixed(log, f"seed {seed}: ")) for seed in settings.seeds]
+        self.outcome: Optional[PassOutcome] = None
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return self.seeds[0].skipped  # the same rows under every seed
+
+    def run(self) -> list[RowResult]:
+        for comparison in self.seeds:
+            comparison.check_resumable()
+        shared = self.seeds[0].datamodule
+        for comparison in self.seeds[1:]:
+            comparison._datamodule = shared
+        plans = [comparison._plan() for comparison in self.seeds]
+        computed: list[dict[str, EvaluationResult]] = [{} for _ in self.seeds]
+        if not any(plan.todo for plan in plans) and is_rank_zero():
+            PassStore(self.settings.run_dir / PASS_DIR).remove()
+        if any(plan.todo for plan in plans):
+            for comparison, plan in zip(self.seeds, plans):
+                if plan.todo:
+                    comparison._train(plan.todo)
+            computed = self._evaluate(plans)
+            if not is_rank_zero():
+                return []
+        finished = [c._finished(plan, done) for c, plan, done in zip(self.seeds, plans, computed)]
+        if self.settings.visualize and finished[0]:
+            self.seeds[0]._draw(finished[0])  # the first seed's models
+        return self._merge(finished)
+
+    def _evaluate(self, plans: list[Plan]) -> list[dict[str, EvaluationResult]]:
+        """One pass for every seed's rows to compute (named `seed<k>/<row>` in the pass)."""
+        rows: list[EvalRow] = []
+        per_seed: list[list[EvalRow]] = []
+        signatures: dict[str, dict] = {}
+        for comparison, plan in zip(self.seeds, plans):
+            mine = [EvalRow(f"seed{comparison.settings.seed}/{row.name}", row.model, row.reducer)
+                    for row in (comparison._pass_rows(plan.todo) if plan.todo else [])]
+            signatures.update({row.name: comparison._signature(strategy)
+                               for row, (_, strategy) in zip(mine, plan.todo)})
+            rows += mine
+            per_seed.append(mine)
+        if is_rank_zero():
+            self.log(f"evaluating {len(rows)} row(s) of {len(self.seeds)} seeds in one pass over the "
+                     f"{self.settings.split} split (each clip decoded once)")
+        outcome = one_pass(self.seeds[0], rows, signatures)
+        if outcome is None:
+            return [{} for _ in self.seeds]
+        self.outcome = outcome
+        return [comparison._results(outcome, plan.todo, mine) if plan.todo else {}
+                for comparison, plan, mine in zip(self.seeds, plans, per_seed)]
+
+    def _merge(self, finished: list[list[RowResult]]) -> list[RowResult]:
+        """One row per name, its first seed's result and the others'; a row some seed lacks is left out."""
+        by_seed = [{row.name: row for row in rows} for rows in finished[1:]]
+        merged = []
+        for row in finished[0]:
+            others = [seed.get(row.name) for seed in by_seed]
+            if any(other is None for other in others):
+                self.log(f"{row.name}: not finished under every seed ({', '.join(map(str, self.settings.seeds))}): "
+                         "left out of the report")
+                continue
+            merged.append(replace(row, loaded=row.loaded and all(o.loaded for o in others),
+                                  other_seeds=tuple(o.result for o in others)))
+        return merged
+
+    def finish_pass(self) -> None:
+        if self.outcome is not None:
+            PassStore(self.settings.run_dir / PASS_DIR).remove()
+
+
+def _prefixed(log: Log, prefix: str) -> Log:
+    return lambda line: log(prefix + line)
 
 
 def last_checkpoint(row_dir: Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -33,7 +33,7 @@ _RUNTIME_KEYS = {
                 "enable_model_summary"},
 }
 _COMPARE_KEYS = {"split", "views", "aggregate", "run_dir", "finetune_epochs", "finetune", "strategies",
-                 "torch_threads", "seed", "baseline_checkpoint", "finetune_published", "flush_every"}
+                 "torch_threads", "seed", "seeds", "baseline_checkpoint", "finetune_published", "flush_every"}
 _ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -81,6 +81,14 @@ class CompareSettings:
     published_new_head: bool = False
     visualize: bool = False  # draw the same test clip through every row's model (`--visualize`)
     flush_every: int = 200  # videos per process between flushes of the evaluation pass's results
+    seeds: tuple[int, ...] = (0,)  # compare.seeds: the trained rows are trained once per seed (default: compare.seed)
+    seed_folder: bool = False  # run_dir is one seed's folder, seed<k>/ under the comparison's (several seeds)
+
+    def for_seed(self, seed: int) -> "CompareSettings":
+        """One seed's comparison: with several seeds, its rows live in `<run_dir>/seed<k>/`."""
+        if len(self.seeds) == 1:
+            return replace(self, seed=seed, seeds=(seed,))
+        return replace(self, seed=seed, seeds=(seed,), run_dir=self.run_dir / f"seed{seed}", seed_folder=True)
 
     def selected(self, strategy: Strategy) -> bool:
         return self.only is None or strategy.name in self.only
@@ -136,6 +144,7 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
     flush_every = section.get("flush_every", 200)
     if not isinstance(flush_every, int) or isinstance(flush_every, bool) or flush_every < 1:
         raise ValueError(f"compare.flush_every: expected an integer >= 1 (videos between flushes), got {flush_every!r}")
+    seeds = _seeds(section)
     strategies = _parse_strategies(section.get("strategies"))
     if only:
         missing = sorted(set(only) - {s.name for s in strategies})
@@ -151,7 +160,8 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
         finetune=dict(finetune),
         strategies=strategies,
         torch_threads=threads,
-        seed=int(section.get("seed", 0)),
+        seed=seeds[0],
+        seeds=seeds,
         baseline_checkpoint=baseline_checkpoint,
         only=tuple(only) if only else None,
         published=str(published) if published else None,
@@ -159,6 +169,25 @@ def parse_settings(config: dict, run_dir: Optional[str] = None, only: Optional[l
         visualize=bool(visualize),
         flush_every=flush_every,
     )
+
+
+def _seeds(section: dict) -> tuple[int, ...]:
+    """compare.seeds (a list of distinct integers), else the one compare.seed (default 0)."""
+    seed, seeds = section.get("seed"), section.get("seeds")
+    if seeds is None:
+        seed = 0 if seed is None else seed
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"compare.seed: expected an integer, got {seed!r}")
+        return (seed,)
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ValueError(f"compare.seeds: expected a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"compare.seeds: {seeds} repeats a seed")
+    if seed is not None and seed != seeds[0]:
+        raise ValueError(f"compare.seed is {seed} and compare.seeds {seeds}: the first of compare.seeds is the "
+                         "seed; remove compare.seed or make it the first of compare.seeds")
+    return tuple(seeds)
 
 
 def _check_model_options(model: dict, finetune: dict) -> None:

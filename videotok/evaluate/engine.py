@@ -61,17 +61,14 @@ class EvalRow:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[nn.Module]:
-        """The backbone with this row's reducer in place, for one forward (then restored)."""
+        """The backbone with this row's reducer in place, in the backbone's mode, for one forward
+        (then restored)."""
         backbone = self.backbone
         if self.reducer is None:
             yield backbone
             return
-        own = backbone.reducer
-        backbone.reducer = self.reducer
-        try:
+        with backbone.reducer_swapped(self.reducer):
             yield backbone
-        finally:
-            backbone.reducer = own
 
 
 @dataclass(frozen=True)
@@ -253,15 +250,17 @@ def run_pass(
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     run_id = fabric.broadcast(uuid.uuid4().hex[:12] if fabric.is_global_zero else None)
 
-    modes = {id(row.model): row.model.training for row in rows}
+    # every module a row's forward runs is in eval mode for the whole pass (a swapped reducer takes
+    # its host's mode in `active`); the modes they came with are restored at the end
+    modes = {id(module): module.training for row in rows for module in (row.model, row.reducer) if module is not None}
     for row in rows:
-        row.model.to(device)
+        row.model.to(device).eval()
+        if row.reducer is not None:
+            row.reducer.to(device)
     costs = {}
     for row in rows:
         with row.active() as backbone:
             costs[row.name] = measure_cost(backbone)
-    for row in rows:
-        row.model.eval()
 
     totals = RankTotals(rows={name: {"views": 0.0, "gflops_change": 0.0, "model_seconds": 0.0, "timed_views": 0.0,
                                      "timed_seconds": 0.0, "duplicates": 0.0} for name in names})
@@ -307,6 +306,8 @@ def run_pass(
         flush()
         for row in rows:
             row.model.train(modes[id(row.model)])
+            if row.reducer is not None:
+                row.reducer.train(modes[id(row.reducer)])
 
     mine = (*collected.this_run(), totals.to_dict())
     gathered = _gather(fabric, mine)

@@ -68,6 +68,11 @@ class EvaluationResult:
     videos_per_second: float = math.nan  # videos evaluated over model_seconds
     timing: dict[str, Any] = field(default_factory=dict)  # the pass: wall, waiting for data, runs, processes
     predictions: list[VideoPrediction] = field(default_factory=list)  # per video, in video-list order
+    # 95 % bootstrap intervals over videos (percent; videotok.evaluate.statistics), from `predictions`
+    clip_top1_low: float = math.nan
+    clip_top1_high: float = math.nan
+    video_top1_low: float = math.nan
+    video_top1_high: float = math.nan
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. config and checkpoint paths
 
     @property
@@ -108,9 +113,10 @@ class EvaluationResult:
         k = "top-5" if self.topk == 5 else f"top-{self.topk} (of {self.topk} classes)"
         clips, crops = self.views
         rows = [
-            ("clip top-1", _pct(self.clip_top1)),
+            ("clip top-1", _pct(self.clip_top1) + _interval(self.clip_top1_low, self.clip_top1_high)),
             (f"clip {k}", _pct(self.clip_top5)),
-            (f"video top-1 ({self.aggregate})", _pct(self.video_top1)),
+            (f"video top-1 ({self.aggregate})",
+             _pct(self.video_top1) + _interval(self.video_top1_low, self.video_top1_high)),
             (f"video {k} ({self.aggregate})", _pct(self.video_top5)),
             ("GFLOPs per view", f"{self.gflops_per_view:.3f}" + self._blank_note()),
             ("params", f"{self.params_m:.2f} M"),
@@ -131,6 +137,8 @@ class EvaluationResult:
         if self.duplicate_views:
             rows.append(("duplicate views dropped", str(self.duplicate_views)))
         rows.append(("video list", f"{self.video_list_hash} ({self.videos_expected} videos, sha256)"))
+        if self.extra.get("class_restriction"):  # a checkpoint of more classes, scored on the data's
+            rows.append(("classes", str(self.extra["class_restriction"])))
 
         title = (f"{self.model} + reducer {self.reducer} on {self.split}"
                  f" ({self.device}, precision {self.precision})")
@@ -171,11 +179,19 @@ class EvaluationResult:
 
 
 _FLOAT_FIELDS = ("clip_top1", "clip_top5", "video_top1", "video_top5", "gflops_per_view", "params_m",
-                 "clips_per_second", "gflops_per_view_blank", "model_seconds", "videos_per_second")
+                 "clips_per_second", "gflops_per_view_blank", "model_seconds", "videos_per_second",
+                 "clip_top1_low", "clip_top1_high", "video_top1_low", "video_top1_high")
 
 
 def _pct(value: float) -> str:
     return f"{value:6.2f} %"
+
+
+def _interval(low: float, high: float) -> str:
+    """`  [88.89, 98.61] (95 %, bootstrap over videos)`, or nothing when not computed."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"  [{low:.2f}, {high:.2f}] (95 %, bootstrap over videos)"
 
 
 def _align(rows: list[tuple[str, str]], indent: str = "  ") -> list[str]:

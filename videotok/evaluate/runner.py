@@ -28,6 +28,7 @@ from videotok.evaluate.pass_store import PassStore
 from videotok.evaluate.precision import short_precision
 from videotok.evaluate.aggregate import VideoRecords
 from videotok.evaluate.result import ClassAccuracy, EvaluationResult, VideoPrediction
+from videotok.evaluate.statistics import AccuracyIntervals, VideoOutcomes, accuracy_intervals, accuracy_intervals_of
 from videotok.evaluate.video_list import VideoList
 from videotok.evaluate.views import check_views, default_views
 
@@ -75,16 +76,20 @@ def evaluate(
 def pass_results(outcome: PassOutcome, rows: list[EvalRow], datamodule: Any, split: str,
                  views: tuple[int, int], aggregate: str, runtime: Runtime,
                  extras: dict[str, dict[str, Any]]) -> dict[str, EvaluationResult]:
-    """Every row's EvaluationResult of a finished pass (``extras``: row name -> its ``extra``)."""
+    """Every row's EvaluationResult of a finished pass (``extras``: row name -> its ``extra``). The
+    rows' intervals come from one set of resamples (the same videos)."""
+    per_video = {row.name: predictions(outcome.rows[row.name].records, outcome.video_list) for row in rows}
+    intervals = accuracy_intervals_of([VideoOutcomes.from_predictions(per_video[row.name]) for row in rows])
     return {row.name: result_of(outcome, row.name, row.backbone, datamodule, split, views, aggregate, runtime,
-                                extras.get(row.name), reducer=row.reducer)
-            for row in rows}
+                                extras.get(row.name), reducer=row.reducer, intervals=found)
+            for row, found in zip(rows, intervals)}
 
 
 def result_of(outcome: PassOutcome, name: str, backbone: nn.Module, datamodule: Any, split: str,
               views: tuple[int, int], aggregate: str, runtime: Runtime, extra: Optional[dict[str, Any]] = None,
-              reducer: Optional[nn.Module] = None) -> EvaluationResult:
-    """Row ``name`` of ``outcome`` as an EvaluationResult (``reducer``: the row's, if not the backbone's)."""
+              reducer: Optional[nn.Module] = None, intervals: Optional[AccuracyIntervals] = None) -> EvaluationResult:
+    """Row ``name`` of ``outcome`` as an EvaluationResult (``reducer``: the row's, if not the backbone's;
+    ``intervals``: its top-1 intervals when computed already, else computed here)."""
     row = outcome.rows[name]
     if len(row.records) == 0:
         shown = "; ".join(f"{p} ({r})" for p, r in outcome.skipped[:5])
@@ -96,6 +101,8 @@ def result_of(outcome: PassOutcome, name: str, backbone: nn.Module, datamodule: 
     video_list = outcome.video_list
     accounting = video_list.account(metrics.views_per_video, outcome.skipped, views[0] * views[1])
     reducer = reducer if reducer is not None else getattr(backbone, "reducer", None)
+    per_video = predictions(row.records, video_list)
+    intervals = intervals or accuracy_intervals(VideoOutcomes.from_predictions(per_video))
     return EvaluationResult(
         model=backbone.model_name or type(backbone).__name__,
         reducer=getattr(reducer, "name", "none"),
@@ -128,7 +135,11 @@ def result_of(outcome: PassOutcome, name: str, backbone: nn.Module, datamodule: 
             ClassAccuracy(cls, top1, n)
             for cls, top1, n in zip(datamodule.classes, metrics.per_class_top1, metrics.per_class_videos)
         ],
-        predictions=predictions(row.records, video_list),
+        predictions=per_video,
+        clip_top1_low=intervals.clip_top1.low,
+        clip_top1_high=intervals.clip_top1.high,
+        video_top1_low=intervals.video_top1.low,
+        video_top1_high=intervals.video_top1.high,
         data_dir=str(datamodule.data_dir),
         device=outcome.device,
         precision=short_precision(runtime.precision),

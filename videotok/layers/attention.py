@@ -14,6 +14,7 @@ attention runs as two matmuls and an exp-normalise that vectorise over the whole
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -85,6 +86,10 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def queries_keys(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """q, k [.., h, N, d] as they enter `q kᵀ / √d` (unchanged here; CosineAttention normalises)."""
+        return q, k
+
     def _heads(self, t: Tensor) -> Tensor:
         # [B, N, C] -> [B, heads, N, head_dim]
         b, n, _ = t.shape
@@ -113,6 +118,7 @@ class Attention(nn.Module):
         is meaningless and must be discarded by the caller)."""
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [B, h, N, d]
+        q, k = self.queries_keys(q, k)
         out = self._attend(q, k, v, size, valid)
         info = self.describe(q, k, size, request, num_prefix, valid) if request is not None else None
         return out, info
@@ -129,6 +135,7 @@ class Attention(nn.Module):
         frames, places = placed.frames, placed.places
         at_slots = self.qkv(x).reshape(b * n, 3 * c).index_select(0, placed.slot_rows)  # [B*P*T, 3C]
         q, k, v = at_slots.reshape(b * places, frames, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.queries_keys(q, k)
         mask = None if placed.temporal_mask is None else placed.temporal_mask.to(q.dtype)
         out = attend(q, k, v, mask, self.dropout_p)  # [B*P, heads, T, head_dim]
         out = out.transpose(1, 2).reshape(b * places * frames, c).index_select(0, placed.anchor_rows)
@@ -150,6 +157,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x)  # [B, P+n, 3C]
         framed = qkv.reshape(b * total, 3 * c).index_select(0, placed.frame_rows)  # [B*T*(P+M), 3C]
         q, k, v = framed.reshape(b * frames, p + m, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.queries_keys(q, k)
         size_s = None if size is None else size.reshape(-1).index_select(0, placed.frame_rows).view(b * frames, p + m)
         out = attend(q, k, v, size_bias(size_s, q.dtype, placed.seat_valid), self.dropout_p)  # [B*T, heads, P+M, d]
         out = out.transpose(1, 2).reshape(b, frames, p + m, c)
@@ -189,9 +197,9 @@ class Attention(nn.Module):
         b_q = b_kv = None
         if self.qkv.bias is not None:
             b_q, b_kv = self.qkv.bias[:c], self.qkv.bias[c:]
-        q = self._heads(F.linear(queries, w_q, b_q))
         k, v = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)
-        return self._attend(q, self._heads(k), self._heads(v), context_size)
+        q, k = self.queries_keys(self._heads(F.linear(queries, w_q, b_q)), self._heads(k))
+        return self._attend(q, k, self._heads(v), context_size)
 
     def describe(
         self, q: Tensor, k: Tensor, size: Optional[Tensor], request: AttnRequest, num_prefix: int,
@@ -237,6 +245,24 @@ class Attention(nn.Module):
             rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N], head-averaged
             out.append(torch.special.xlogy(rows, rows).sum(dim=-1))
         return torch.cat(out, dim=1)
+
+
+class CosineAttention(Attention):
+    """VideoMAE V2's `cos_attn`: logits are the cosine of query and key times a learned per-head
+    scale, exp(min(s, log 100)) (`logit_scale` [h, 1, 1], the authors' `attn.scale`, starting at
+    log 10). Folded into the queries, `q/|q| * scale * √d`, so every path (fused kernels, the scores
+    reducers read) keeps computing `q kᵀ / √d`."""
+
+    MAX_LOG_SCALE = math.log(100.0)
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0):
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop)
+        self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
+
+    def queries_keys(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        scale = self.logit_scale.clamp(max=self.MAX_LOG_SCALE).exp() * self.head_dim**0.5  # [h, 1, 1]
+        return F.normalize(q, dim=-1) * scale.to(q.dtype), F.normalize(k, dim=-1)
 
 
 def _mean_over_frames(v: Tensor, occupied: Optional[Tensor]) -> Tensor:

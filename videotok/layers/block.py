@@ -12,7 +12,7 @@ import torch
 from timm.layers import DropPath, LayerScale, Mlp
 from torch import Tensor, nn
 
-from videotok.layers.attention import Attention, AttnInfo, AttnRequest
+from videotok.layers.attention import Attention, AttnInfo, AttnRequest, CosineAttention
 from videotok.layers.placement import layout
 from videotok.reduce.state import TokenState
 
@@ -52,15 +52,17 @@ class Block(nn.Module):
         proportional: bool = True,
         norm_eps: float = 1e-6,
         act_layer: str = "gelu",
+        cos_attn: bool = False,
     ):
         super().__init__()
+        attention = CosineAttention if cos_attn else Attention  # cos_attn: VideoMAE V2's cosine attention
         self.divided = divided
         # False only for checkpoints trained before merged tokens kept divided attention (see
         # VideoClassifier.on_load_checkpoint): they learned joint attention after a merge.
         self.divided_after_merge = True
         self.proportional = proportional
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
+        self.attn = attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
@@ -69,7 +71,7 @@ class Block(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if divided:
             self.temporal_norm1 = nn.LayerNorm(dim, eps=norm_eps)
-            self.temporal_attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
+            self.temporal_attn = attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
             self.temporal_fc = nn.Linear(dim, dim)
 
     def _sizes(self, state: TokenState) -> Optional[Tensor]:

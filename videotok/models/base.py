@@ -7,6 +7,8 @@ tokens are laid out (`embed`) and, if it has one, what runs after the blocks (`f
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import torch
@@ -71,7 +73,8 @@ class VideoBackbone(nn.Module):
     `embed` and `forward_features`. `position_params` / `token_params` name the parameters
     initialised like positions / like the CLS token (those a backbone lacks are skipped); with
     `frames_as_samples` the blocks see each tubelet-frame as its own sample. `norm_eps` and
-    `act_layer` ("gelu" or "gelu_tanh") are there to reproduce published checkpoints exactly.
+    `act_layer` ("gelu" or "gelu_tanh") and `cos_attn` (cosine attention with a learned scale,
+    layers/attention.py) are there to reproduce published checkpoints exactly.
     """
 
     num_prefix = 1
@@ -104,6 +107,7 @@ class VideoBackbone(nn.Module):
         neck_depth: int = 0,
         norm_eps: float = 1e-6,
         act_layer: str = "gelu",
+        cos_attn: bool = False,
     ) -> None:
         super().__init__()
         if global_pool not in GLOBAL_POOLS:
@@ -128,7 +132,7 @@ class VideoBackbone(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, depth + neck_depth, device="cpu").tolist()
         block_args = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
-                          init_values=init_values, norm_eps=norm_eps, act_layer=act_layer)
+                          init_values=init_values, norm_eps=norm_eps, act_layer=act_layer, cos_attn=cos_attn)
         self.blocks = make_blocks(embed_dim, num_heads, rates[:depth], divided=block_attention == "divided",
                                   proportional=proportional_attn, **block_args)
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
@@ -149,6 +153,20 @@ class VideoBackbone(nn.Module):
     def build_neck(self, drop_path: list[float], block_args: dict) -> None:
         """Modules between the reducer-driven blocks and the head, `len(drop_path)` blocks deep
         (none here)."""
+
+    @contextlib.contextmanager
+    def reducer_swapped(self, reducer: Reducer) -> Iterator["VideoBackbone"]:
+        """This backbone with `reducer` (bound to its `spec`) in place of its own for the body, then
+        its own back. The guest follows the host's train()/eval() mode while in place and gets its
+        own mode back afterwards, so what a forward computes never depends on the mode the guest was
+        built or left in (a comparison's training-free rows, a GFLOPs count with the reducer off)."""
+        own, guest_mode = self.reducer, reducer.training
+        self.reducer = reducer.train(self.training)
+        try:
+            yield self
+        finally:
+            self.reducer = own
+            reducer.train(guest_mode)
 
     @property
     def spec(self) -> BackboneSpec:

@@ -29,16 +29,20 @@ class VideoMAE(VideoBackbone):
     published models are the `qkv` bias with a zero key part: a key bias adds the same amount to
     every logit of a query, so it never changes attention (nor gets a gradient through it).
     `fc_norm_eps` (default: `norm_eps`) exists because transformers' port uses 1e-5 there and its
-    config's eps in the blocks. global_pool: "avg" only (there is no CLS token to pool). Other
-    arguments: the base class's (VideoBackbone)."""
+    config's eps in the blocks. global_pool: "avg" only (there is no CLS token to pool).
+
+    `mean_pooling` False is the authors' `use_mean_pooling=False`: no fc_norm; the final `norm`
+    runs over the tokens and the first one is the readout. With no CLS token that is the first
+    tubelet's token (after a reducer, whichever token comes first). Other arguments: the base
+    class's (VideoBackbone)."""
 
     num_prefix = 0
     position_params = ()
     token_params = ()
 
     def __init__(self, tubelet_size: int = 2, fc_norm_eps: Optional[float] = None, global_pool: str = "avg",
-                 **kwargs: Any) -> None:
-        self.fc_norm_eps = fc_norm_eps
+                 mean_pooling: bool = True, **kwargs: Any) -> None:
+        self.fc_norm_eps, self.mean_pooling = fc_norm_eps, mean_pooling
         super().__init__(tubelet_size=tubelet_size, block_attention="joint", global_pool=global_pool, **kwargs)
         self.attention = "joint"
 
@@ -48,7 +52,10 @@ class VideoMAE(VideoBackbone):
         self.register_buffer("pos_table", sinusoid_table(t * h * w, self.embed_dim), persistent=False)
 
     def build_neck(self, drop_path: list[float], block_args: dict) -> None:
-        """Mean pooling replaces the final norm: `norm` is the identity, `fc_norm` follows the mean."""
+        """Mean pooling replaces the final norm: `norm` is the identity, `fc_norm` follows the mean
+        (without mean pooling the final norm stays and there is no fc_norm)."""
+        if not self.mean_pooling:
+            return
         self.norm = nn.Identity()
         eps = block_args["norm_eps"] if self.fc_norm_eps is None else self.fc_norm_eps
         self.fc_norm = nn.LayerNorm(self.embed_dim, eps=eps)
@@ -61,5 +68,8 @@ class VideoMAE(VideoBackbone):
 
     def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
                          blocks: Optional[list[BlockInput]] = None) -> Tensor:
-        """The size-weighted mean of the tokens (the mean over the original tubelets), then fc_norm."""
+        """The size-weighted mean of the tokens (the mean over the original tubelets), then fc_norm;
+        without mean pooling, the first normalised token."""
+        if not self.mean_pooling:
+            return self.forward_tokens(video, trace, blocks).x[:, 0]
         return self.fc_norm(self.pool(self.forward_tokens(video, trace, blocks)))

@@ -30,6 +30,30 @@ def trained_reducer(checkpoint: dict) -> Optional[ReducerChoice]:
     return ReducerChoice(trained["reducer"], dict(trained.get("reducer_args") or {})) if "reducer" in trained else None
 
 
+def restrict_published(config: dict, datamodule: KineticsDataModule, checkpoint: Optional[dict] = None,
+                       new_head: bool = False) -> dict:
+    """`config` with `model.published_keep` set to the data's classes where `model.published`, scored
+    with its own head, has more classes than the data and every one of the data's by name (K710 or
+    K600 on Kinetics-400): it is then evaluated on the data's classes, its other logits left out.
+    Unchanged otherwise (a head trained here, or classes that do not match: `check_classes` says why)."""
+    published = published_checkpoint(config)
+    if (published is None or checkpoint is not None or new_head or published.class_restriction
+            or len(published.classes) <= datamodule.num_classes or not published.has_class_names):
+        return config
+    from videotok.models.published.classes import match_classes
+
+    if match_classes(published.classes, datamodule.classes) is None:
+        return config
+    return {**config, "model": {**(config.get("model") or {}), "published_keep": list(datamodule.classes)}}
+
+
+def published_restriction(config: dict, datamodule: KineticsDataModule) -> Optional[str]:
+    """What evaluating `model.published` on the data's classes leaves out (None: nothing), as said in
+    results and reports."""
+    published = published_checkpoint(restrict_published(config, datamodule))
+    return None if published is None else published.class_restriction
+
+
 def check_classes(config: dict, datamodule: KineticsDataModule, checkpoint: Optional[dict], new_head: bool) -> None:
     """The data's classes must be the model's: those a checkpoint was trained on (where it says),
     else, where the head is `model.published`'s, the published checkpoint's (with names: in its
@@ -47,10 +71,18 @@ def check_classes(config: dict, datamodule: KineticsDataModule, checkpoint: Opti
     if own_head and datamodule.num_classes != len(published.classes):
         return
     if datamodule.num_classes != len(published.classes):
+        if not published.has_class_names:
+            why = ("it carries no class names, so none of its classes can be matched to the data's: give them "
+                   "(--classes FILE, model.published_classes) to score it on the data's classes by name")
+        else:
+            from videotok.models.published.classes import missing_classes
+
+            missing = missing_classes(published.classes, datamodule.classes)
+            why = (f"evaluating it measures its own head, so the data must have its classes or a subset of them "
+                   f"(by name); {len(missing)} are not among its own, e.g. {missing[:5]}")
         raise ValueError(f"{data_source} lists {datamodule.num_classes} classes, the published checkpoint "
-                         f"{published.source} has {len(published.classes)}: evaluating it measures its own head, "
-                         "so the data must have its classes. To fine-tune it on your classes (a new head), run "
-                         "`videotok fit --config C --model.published SOURCE` and evaluate that run")
+                         f"{published.source} has {len(published.classes)}: {why}. To fine-tune it on your classes "
+                         "(a new head), run `videotok fit --config C --model.published SOURCE` and evaluate that run")
     if published.has_class_names:  # else the data's names are taken as its
         check_class_order(datamodule.classes, data_source, published.classes,
                           f"the published checkpoint {published.source}", fix=CLASS_ORDER_FIX)
@@ -67,10 +99,12 @@ def build_classifier(
     """The config's classifier; `reducer` replaces its reducer (and arguments). With a
     `checkpoint` and no `reducer`, the reducer it was trained with is used, then its weights.
     `new_head`: it will be trained, so a `model.published` of other classes than the data's gets
-    a new head for them (evaluating one refuses them). `overrides`: other VideoClassifier options
-    (fine-tuning's optimisation, `init_checkpoint`)."""
+    a new head for them; evaluated, one of more classes than the data's is scored on the data's
+    where they are among its own by name (`restrict_published`), else refused. `overrides`: other
+    VideoClassifier options (fine-tuning's optimisation, `init_checkpoint`)."""
     if reducer is None and checkpoint is not None:
         reducer = trained_reducer(checkpoint)
+    config = restrict_published(config, datamodule, checkpoint, new_head)
     settings = resolve_model_settings(config, reducer, num_classes=datamodule.num_classes)
     check_classes(config, datamodule, checkpoint, new_head)
     options = {**(config.get("model") or {}), **settings.classifier_args(), **overrides}

@@ -48,14 +48,19 @@ def declare_static_graph(strategy: Strategy, reducer: str) -> None:
         options["static_graph"] = True
 
 
-def fitting_published(source: str, format: Optional[str], pretrained: Optional[str], **shape: int) -> PublishedCheckpoint:
-    """The published checkpoint `source`, after checking that it takes the clips (`shape`:
-    num_frames, img_size) the data gives. Its classes may differ: training then gives it a new
-    head for the data's classes (what fine-tuning a Kinetics checkpoint on one's own classes is)."""
+def fitting_published(source: str, format: Optional[str], pretrained: Optional[str], classes: Optional[str] = None,
+                      num_heads: Optional[int] = None, keep: Optional[list[str]] = None,
+                      **shape: int) -> PublishedCheckpoint:
+    """The published checkpoint `source` (`classes`: a class-name file, `num_heads`: its heads, `keep`:
+    only these of its classes), after checking that it takes the clips (`shape`: num_frames,
+    img_size) the data gives. Its classes may differ: training then gives it a new head for the
+    data's classes (what fine-tuning a Kinetics checkpoint on one's own classes is)."""
     if pretrained:
         raise ValueError("model.pretrained (image weights to start training from) and model.published (a "
                          "trained video checkpoint) exclude each other: set one")
-    checkpoint = load_published(source, format)
+    checkpoint = load_published(source, format, classes=classes, num_heads=num_heads)
+    if keep:
+        checkpoint = checkpoint.restricted(list(keep))
     wanted = {k: checkpoint.model_args[k] for k in ("num_frames", "img_size")}
     wrong = [f"{k}={shape[k]} (it has {v})" for k, v in wanted.items() if shape[k] != v]
     if wrong:
@@ -83,7 +88,11 @@ class VideoClassifier(L.LightningModule):
     `published`: a published video checkpoint (file, folder or hub id; `published_format` names its
     format when detection is not wanted, videotok/models/published): it decides the backbone, so
     `model`, `model_args` and `tubelet_size` are not read (the hyperparameters record its model),
-    and it must take `num_frames` x `img_size` clips and have `num_classes` classes.
+    and it must take `num_frames` x `img_size` clips and have `num_classes` classes (other classes:
+    a new head). `published_classes`: a class-name file for a checkpoint that carries none;
+    `published_keep`: only these of its classes (evaluating a K710 checkpoint on Kinetics-400:
+    set by train/build.py, not by hand). `num_heads`: the attention heads (a published checkpoint's
+    where its files do not state them; else an override of the model's).
     `init_checkpoint`: a videotok checkpoint whose weights start this run (fine-tuning a reducer
     that adds parameters from a full-token checkpoint); only the reducer's own parameters may be
     missing from it. Optimiser state is not taken from it (that is what `--ckpt_path` resumes).
@@ -104,6 +113,9 @@ class VideoClassifier(L.LightningModule):
         pretrained: Optional[str] = None,
         published: Optional[str] = None,
         published_format: Optional[str] = None,
+        published_classes: Optional[str] = None,
+        published_keep: Optional[list[str]] = None,
+        num_heads: Optional[int] = None,
         init_checkpoint: Optional[str] = None,
         reducer: str = "none",
         reducer_args: Optional[dict[str, Any]] = None,
@@ -121,7 +133,8 @@ class VideoClassifier(L.LightningModule):
         reducer_module = build_reducer(reducer, **(reducer_args or {}))
         if published:
             shape = dict(num_classes=num_classes, num_frames=num_frames, img_size=img_size)
-            checkpoint = fitting_published(published, published_format, pretrained, **shape)
+            checkpoint = fitting_published(published, published_format, pretrained, published_classes, num_heads,
+                                           published_keep, **shape)
             # build() hands it over for inference
             self.model = checkpoint.build(reducer_module, num_classes=num_classes).train()
             self._loaded = published_summary(checkpoint, num_classes)
@@ -129,6 +142,8 @@ class VideoClassifier(L.LightningModule):
             self.hparams.update(model=checkpoint.model, model_args=backbone_args, tubelet_size=None)
         else:
             overrides = dict(model_args or {})
+            if num_heads is not None:
+                overrides["num_heads"] = num_heads
             if tubelet_size is not None:
                 overrides["tubelet_size"] = tubelet_size
             self.model = create_model(

@@ -35,7 +35,7 @@ _FORMATS: dict[str, tuple[Callable[[Found], bool], Converter]] = {
     "hf_videomae": (videomae.looks_like_hf, videomae.convert_hf),
     "videomae_pth": (videomae.looks_like_pth, videomae.convert_pth),
 }
-_CACHE: dict[tuple[str, str, Optional[str]], PublishedCheckpoint] = {}
+_CACHE: dict[tuple[str, str, Optional[str], Optional[int]], PublishedCheckpoint] = {}
 
 __all__ = ["FORMATS", "FORMAT_HELP", "Preprocessing", "PublishedCheckpoint", "detect_format", "load_published"]
 
@@ -61,7 +61,8 @@ def _read_classes(path: Optional[str]) -> Optional[list[str]]:
     return read_classes(path)
 
 
-def load_published(source: str, format: Optional[str] = None, classes: Optional[str] = None) -> PublishedCheckpoint:
+def load_published(source: str, format: Optional[str] = None, classes: Optional[str] = None,
+                   num_heads: Optional[int] = None) -> PublishedCheckpoint:
     """Convert the published checkpoint `source` to videotok.
 
     source: a local file (.pyth/.pth/.pt/.bin/.safetensors), a local folder in transformers'
@@ -69,17 +70,22 @@ def load_published(source: str, format: Optional[str] = None, classes: Optional[
     config), or a Hugging Face hub id `owner/name` (fetched where the hub is reachable; offline, an
     error says to download it elsewhere and pass the folder). format: None detects it from the keys
     and config.json's model_type, else one of FORMATS. classes: a class-name file (one per line)
-    for checkpoints that carry no names. Cached per (resolved path, format, classes) in-process, so
-    building several reducer variants converts once."""
+    for checkpoints that carry no names. num_heads: the attention heads, which no weight shape shows,
+    over what the files state (config.json, a saved model name) or the family's known widths; where
+    nothing states them they are guessed as 64 dims per head, with a warning. Cached per (resolved
+    path, format, classes, num_heads) in-process, so building several reducer variants converts once."""
     if format is not None and format not in FORMATS:
         raise ValueError(f"format={format!r}: choose one of {', '.join(FORMATS)} (or none to detect it)")
     resolved = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
     class_file = str(Path(classes).resolve()) if classes is not None else None
-    key = (resolved, format or "", class_file)
+    if num_heads is not None and int(num_heads) < 1:
+        raise ValueError(f"num_heads={num_heads}: expected a positive head count")
+    key = (resolved, format or "", class_file, num_heads)
     if key in _CACHE:
         return _CACHE[key]
     names = _read_classes(classes)
     found = read(source)
+    found.num_heads = None if num_heads is None else int(num_heads)
     chosen = format or detect_format(found)
     if chosen is None:
         raise ValueError(f"{found.path}: cannot tell its format: {_describe(found)}; formats: {', '.join(FORMATS)}")

@@ -3,7 +3,7 @@ order and the preprocessing its authors tested it with. Building it is the only 
 model, so several reducer variants share one conversion."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import torch
@@ -61,6 +61,7 @@ class PublishedCheckpoint:
     preprocessing: Preprocessing
     state_dict: dict[str, Tensor]  # videotok parameter names
     notes: list[str] = field(default_factory=list)
+    class_restriction: Optional[str] = None  # set by `restricted`: which of its logits are kept, and why
 
     @property
     def has_class_names(self) -> bool:
@@ -83,6 +84,25 @@ class PublishedCheckpoint:
         check_keys(backbone, {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD)}, self.source)
         model.load_state_dict(backbone, strict=False)
         return model.eval()
+
+    def restricted(self, data_classes: list[str]) -> "PublishedCheckpoint":
+        """This checkpoint scored on `data_classes` only, a subset of its own matched by name (K710 or
+        K600 on Kinetics-400): its classifier keeps their rows, in the data's order, so the logits
+        (and a softmax over them) are its logits of those classes. Named as the data names them."""
+        from videotok.models.published.classes import match_classes, missing_classes
+
+        match = match_classes(self.classes, data_classes)
+        if match is None:
+            missing = missing_classes(self.classes, data_classes)
+            raise ValueError(f"{self.source}: {len(missing)} of the data's classes are not among its "
+                             f"{len(self.classes)}: {missing[:5]}")
+        rows = torch.tensor(match.rows)
+        state = dict(self.state_dict)
+        for name in (f"{HEAD}weight", f"{HEAD}bias"):
+            state[name] = state[name].index_select(0, rows)  # [K_model, ...] -> [K_data, ...]
+        said = match.describe()
+        return replace(self, classes=list(data_classes), state_dict=state, class_restriction=said,
+                       model_args={**self.model_args, "num_classes": len(data_classes)}, notes=[*self.notes, said])
 
     def new_head(self, num_classes: int) -> list[str]:
         """The parameter names `build(num_classes=num_classes)` leaves new (none for the

@@ -85,36 +85,46 @@ def _width(name: str) -> tuple[int, int, int]:
 
 
 def choose_model(family: str, embed_dim: int, depth: int, num_heads: Optional[int], where: str,
-                 patch_size: int = 16, img_size: int = 224) -> tuple[str, int]:
+                 patch_size: int = 16, img_size: int = 224, stated_by: str = "config.json") -> tuple[str, int]:
     """(model name, heads to build it with) for the checkpoint's width and depth. Heads are the
-    config's where it has one (they do not show in the weights): transformers' converter wrote 16
-    for VideoMAE ViT-S, whose original has 6, and its models run with what the config says, so a
-    differing count is kept and said. Without a config the registered model decides.
+    stated ones where something states them (`stated_by`: config.json, the saved model name, the
+    user); they do not show in the weights: transformers' converter wrote 16 for VideoMAE ViT-S,
+    whose original has 6, and its models run with what the config says, so a differing count is
+    kept and said. With nothing stated the registered model decides.
 
     A width and depth no registered name has (VideoMAE V2 ViT-g, a distilled or depth-pruned model)
-    is built from the sizes the checkpoint states, under the sized name stating them; without a
-    config its heads are ViT's 64 dims per head."""
+    is built from the sizes the checkpoint states, under the sized name stating them; with nothing
+    stating its heads they are guessed as ViT's 64 dims per head, with a warning."""
     widths = family_models(family)
     for name, (dim, blocks, heads) in sorted(widths.items()):
         if dim == embed_dim and blocks == depth:
             if num_heads is not None and num_heads != heads:
-                log.warning("%s: config.json says %d attention heads, %s has %d (the original models' count); "
-                            "built with %d, as the checkpoint's own implementation runs it", where, num_heads,
-                            name, heads, num_heads)
+                log.warning("%s: %s says %d attention heads, %s has %d (the original models' count); "
+                            "built with %d, as the checkpoint's own implementation runs it", where, stated_by,
+                            num_heads, name, heads, num_heads)
             return name, heads if num_heads is None else num_heads
     if num_heads is None:
-        if embed_dim % HEAD_DIM:
-            raise ValueError(f"{where}: {embed_dim} dims, {depth} blocks fits no registered {family} model, and "
-                             f"without a config.json its head count is unknown ({embed_dim} is no multiple of "
-                             f"{HEAD_DIM}); put a config.json with num_attention_heads beside the weights")
-        num_heads = embed_dim // HEAD_DIM
-        log.info("%s: no config.json states its heads: %d (%d dims per head, as ViT)", where, num_heads, HEAD_DIM)
+        num_heads = guess_heads(embed_dim, where)
     if embed_dim % num_heads:
-        raise ValueError(f"{where}: {embed_dim} dims do not split into {num_heads} attention heads")
+        raise ValueError(f"{where}: {embed_dim} dims do not split into {num_heads} attention heads ({stated_by})")
     name = sized_name(family, embed_dim, depth, num_heads, patch_size, img_size)
     log.info("%s: %d dims, %d blocks, %d heads match no registered %s model; built from the checkpoint's sizes "
              "as %s", where, embed_dim, depth, num_heads, family, name)
     return name, num_heads
+
+
+def guess_heads(embed_dim: int, where: str) -> int:
+    """ViT's 64 dims per head, for a checkpoint nothing states the heads of: a warning, because a
+    wrong count still fits every weight shape and silently gives other logits."""
+    if embed_dim % HEAD_DIM:
+        raise ValueError(f"{where}: {embed_dim} dims and nothing states its attention heads ({embed_dim} is no "
+                         f"multiple of {HEAD_DIM}); give them: num_heads (--num-heads, model.num_heads) or a "
+                         "config.json with num_attention_heads beside the weights")
+    heads = embed_dim // HEAD_DIM
+    log.warning("%s: nothing states its attention heads; GUESSED %d (%d dims per head, as ViT). A wrong count "
+                "loads without error but gives other logits: give the count (--num-heads N, model.num_heads, or "
+                "num_attention_heads in a config.json beside the weights)", where, heads, HEAD_DIM)
+    return heads
 
 
 def kinetics400_classes() -> list[str]:

@@ -35,6 +35,7 @@ class Found:
     config: Optional[dict[str, Any]] = None  # config.json
     processor: Optional[dict[str, Any]] = None  # the image/video processor config
     processor_file: Optional[Path] = None
+    num_heads: Optional[int] = None  # the attention heads the user gave: wins over what the files state
 
 
 def locate(source: str) -> Path:

@@ -124,8 +124,8 @@ def convert_pyth(found: Found, classes: Optional[list[str]], source: str) -> Pub
         raise ValueError(f"{where}: no temporal attention weights; only divided space-time TimeSformers are supported")
     state["patch_embed.proj.weight"] = conv2d_to_3d(state["patch_embed.proj.weight"])
     g = geometry(state)
-    name, heads = choose_model("timesformer", g["embed_dim"], g["depth"], None, where, g["patch_size"],
-                               g["img_size"])
+    name, heads = choose_model("timesformer", g["embed_dim"], g["depth"], found.num_heads, where, g["patch_size"],
+                               g["img_size"], stated_by="num_heads")
     notes = [f"{g['embed_dim']} dims, {g['depth']} blocks: {name} ({heads} heads); eps 1e-6 and exact GELU "
              "as the original"]
     cfg = training_cfg(found)
@@ -150,7 +150,8 @@ def hf_config(found: Found, state: dict[str, Tensor], where: str) -> dict[str, A
     if cfg.get("attention_type", "divided_space_time") != "divided_space_time":
         raise ValueError(f"{where}: attention_type {cfg['attention_type']!r}; only divided_space_time is supported")
     check_config(cfg, g, where, frames="num_frames", image="image_size", patch="patch_size")
-    return dict(g, num_heads=cfg.get("num_attention_heads"), qkv_bias=bool(cfg.get("qkv_bias", True)),
+    return dict(g, num_heads=found.num_heads or cfg.get("num_attention_heads"),
+                qkv_bias=bool(cfg.get("qkv_bias", True)),
                 **hf_block_args(cfg, g["embed_dim"], where, norm_eps=1e-6, act="gelu"))
 
 

@@ -11,6 +11,7 @@ Layer norm eps: the original uses 1e-6 everywhere; transformers' port uses its c
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -42,6 +43,7 @@ HF_RENAMES = [
     (_LAYER + r"intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
     (_LAYER + r"output\.dense\.", r"blocks.\1.mlp.fc2."),
     (r"^fc_norm\.", "fc_norm."),
+    (r"^videomae\.layernorm\.", "norm."),  # use_mean_pooling=False: the final norm, the first token read out
     (r"^classifier\.", "head."),
 ]
 PTH_RENAMES = [
@@ -51,18 +53,27 @@ PTH_RENAMES = [
     (r"^blocks\.(\d+)\.(attn\.qkv|attn\.proj|norm1|norm2|mlp\.fc1|mlp\.fc2)\.(weight|bias)$", r"blocks.\1.\2.\3"),
     (r"^blocks\.(\d+)\.gamma_1$", r"blocks.\1.ls1.gamma"),  # layer scale, where trained with it
     (r"^blocks\.(\d+)\.gamma_2$", r"blocks.\1.ls2.gamma"),
-    (r"^(fc_norm|head)\.(weight|bias)$", r"\1.\2"),
+    (r"^blocks\.(\d+)\.attn\.scale$", r"blocks.\1.attn.logit_scale"),  # V2's cos_attn
+    (r"^(fc_norm|norm|head)\.(weight|bias)$", r"\1.\2"),  # norm: use_mean_pooling=False
 ]
-CLS_READOUT = "use_mean_pooling=False (a final layer norm and the first token as the readout) is not supported"
+# the sizes the VideoMAE (V1 and V2) authors register in models/modeling_finetune.py, as their saved
+# `args.model` names them (vit_<size>_patch<p>_<img>): size -> (width, heads). ViT-H and ViT-g do not
+# have 64 dims per head (80 and 88), so width / 64 would build them wrong.
+AUTHORS_SIZES = {"small": (384, 6), "base": (768, 12), "large": (1024, 16), "huge": (1280, 16), "giant": (1408, 16)}
+AUTHORS_NAME = re.compile(r"^vit_(?P<size>[a-z]+)_patch(?P<patch>\d+)_(?P<img>\d+)$")
 
 
 def looks_like_hf(found: Found) -> bool:
-    return (found.config or {}).get("model_type") == "videomae" or any(k.startswith("videomae.") for k in found.state)
+    """transformers' keys, or its config.json beside weights that are not the original's (a config
+    may sit beside an original .pth to state its heads)."""
+    if any(k.startswith("videomae.") for k in found.state):
+        return True
+    return (found.config or {}).get("model_type") == "videomae" and not looks_like_pth(found)
 
 
 def looks_like_pth(found: Found) -> bool:
     return "blocks.0.attn.q_bias" in found.state or (
-        "fc_norm.weight" in found.state and "cls_token" not in found.state
+        ("fc_norm.weight" in found.state or "norm.weight" in found.state) and "cls_token" not in found.state
         and getattr(found.state.get("patch_embed.proj.weight"), "ndim", 0) == 5)
 
 
@@ -91,24 +102,27 @@ def model_args(g: dict[str, int], frames: int, img_size: int, **options: Any) ->
 def convert_hf(found: Found, classes: Optional[list[str]], source: str) -> PublishedCheckpoint:
     where = str(found.path)
     config = found.config or {}
-    if not config.get("use_mean_pooling", True) or "videomae.layernorm.weight" in found.state:
-        raise ValueError(f"{where}: {CLS_READOUT}")
     state = fuse_qkv(rename(found.state, HF_RENAMES, where))
+    mean_pooling = readout(state, where)
+    if mean_pooling != bool(config.get("use_mean_pooling", True)):
+        raise ValueError(f"{where}: config.json says use_mean_pooling={config['use_mean_pooling']}, "
+                         f"the weights {'have fc_norm' if mean_pooling else 'have a final layernorm'}")
     g = geometry(state)
     frames = int(config.get("num_frames", 16))
     img_size = square(config.get("image_size", 224), "image_size", where)
     check_config(config, dict(g, num_frames=frames, img_size=img_size), where, patch="patch_size")
     if int(config.get("tubelet_size", g["tubelet_size"])) != g["tubelet_size"]:
         raise ValueError(f"{where}: config.json tubelet_size {config['tubelet_size']} does not fit the patch kernel")
-    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where,
-                               g["patch_size"], img_size)
+    name, heads = choose_model("videomae", g["embed_dim"], g["depth"],
+                               found.num_heads or config.get("num_attention_heads"), where, g["patch_size"], img_size,
+                               stated_by="num_heads" if found.num_heads else "config.json")
     notes = [] if found.config else ["no config.json: 16 frames at 224 px and transformers' defaults assumed"]
     preprocessing = published_protocol(frames, img_size, g["num_classes"], notes)
     if found.processor is not None:
         preprocessing, read = from_processor(found.processor, preprocessing, img_size, str(found.processor_file))
         notes += read
-    args = model_args(g, frames, img_size, num_heads=heads, fc_norm_eps=HF_FC_NORM_EPS,
-                      qkv_bias="blocks.0.attn.qkv.bias" in state,
+    pooling = dict(fc_norm_eps=HF_FC_NORM_EPS) if mean_pooling else dict(mean_pooling=False)
+    args = model_args(g, frames, img_size, num_heads=heads, **pooling, qkv_bias="blocks.0.attn.qkv.bias" in state,
                       **hf_block_args(config, g["embed_dim"], where, norm_eps=1e-12, act="gelu"))
     names = class_names(g["num_classes"], hf_labels(found.config, g["num_classes"]), classes, where)
     return PublishedCheckpoint(source, "hf_videomae", name, args, names, preprocessing, state, notes)
@@ -142,25 +156,66 @@ def drop_fixed_positions(state: dict[str, Tensor], where: str) -> dict[str, Tens
     return state
 
 
+def readout(state: dict[str, Tensor], where: str) -> bool:
+    """True for mean pooling (fc_norm), False for the authors' use_mean_pooling=False (a final norm,
+    the first token read out), from which of the two the weights hold."""
+    if ("fc_norm.weight" in state) == ("norm.weight" in state):
+        raise ValueError(f"{where}: {'both' if 'fc_norm.weight' in state else 'neither'} fc_norm and a final norm: "
+                         "cannot tell how it reads out (mean pooling has fc_norm, use_mean_pooling=False a final norm)")
+    return "fc_norm.weight" in state
+
+
+def heads_stated(found: Found, args: dict[str, Any], embed_dim: int, where: str) -> tuple[Optional[int], str]:
+    """(attention heads, what says so) of an authors' `.pth`: the user's count, else the saved
+    `args.model` name, else a config.json beside the file, else the width of a size the authors
+    register; (None, ...) when nothing says (choose_model then guesses, with a warning)."""
+    if found.num_heads:
+        return found.num_heads, "num_heads"
+    named = AUTHORS_NAME.match(str(args.get("model", "")))
+    if named and named["size"] in AUTHORS_SIZES:
+        width, heads = AUTHORS_SIZES[named["size"]]
+        if width != embed_dim:
+            raise ValueError(f"{where}: the saved args.model {args['model']!r} is {width} wide, the weights "
+                             f"{embed_dim}: the arguments belong to another model")
+        return heads, f"the saved args.model {args['model']!r}"
+    config = found.config or {}
+    for key in ("num_attention_heads", "num_heads"):
+        if key in config:
+            return int(config[key]), f"config.json's {key}"
+    known = {width: heads for width, heads in AUTHORS_SIZES.values()}
+    if embed_dim in known:
+        return known[embed_dim], f"the VideoMAE authors' {embed_dim}-wide models"
+    return None, "nothing"
+
+
 def convert_pth(found: Found, classes: Optional[list[str]], source: str) -> PublishedCheckpoint:
     where = str(found.path)
-    if "norm.weight" in found.state:
-        raise ValueError(f"{where}: {CLS_READOUT}")
     state = fuse_qkv(rename(drop_fixed_positions(dict(found.state), where), PTH_RENAMES, where))
+    mean_pooling = readout(state, where)
     g = geometry(state)
     args = training_args(found)
     frames, img_size = int(args.get("num_frames", 16)), int(args.get("input_size", 224))
     notes = [f"{frames} frames at {img_size} px: " + ("the saved training arguments" if args else
              "the published fine-tuning (the .pth stores neither; override num_frames / img_size in model_args "
              "if this one differs)")]
-    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], None, where, g["patch_size"], img_size)
-    notes.append(f"{g['embed_dim']} dims, {g['depth']} blocks: {name} ({heads} heads); eps 1e-6 as the original")
+    stated, stated_by = heads_stated(found, args, g["embed_dim"], where)
+    name, heads = choose_model("videomae", g["embed_dim"], g["depth"], stated, where, g["patch_size"], img_size,
+                               stated_by=stated_by)
+    notes.append(f"{g['embed_dim']} dims, {g['depth']} blocks: {name} ({heads} heads, from {stated_by}"
+                 f"{'' if stated else ': GUESSED'}); eps 1e-6 as the original")
     preprocessing = from_training_args(args, published_protocol(frames, img_size, g["num_classes"], notes), notes)
     layer_scale = any(k.endswith(".ls1.gamma") for k in state)
-    options: dict[str, Any] = dict(num_heads=heads, norm_eps=1e-6, act_layer="gelu", qkv_bias="blocks.0.attn.qkv.bias" in state,
+    options: dict[str, Any] = dict(num_heads=heads, norm_eps=1e-6, act_layer="gelu",
+                                   qkv_bias="blocks.0.attn.qkv.bias" in state,
                                    mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / g["embed_dim"])
     if layer_scale:
         options["init_values"] = 0.1  # any non-zero value makes the LayerScale modules; the weights replace it
+    if any(k.endswith(".attn.logit_scale") for k in state):
+        options["cos_attn"] = True
+        notes.append("cos_attn: cosine attention with its learned per-head scale")
+    if not mean_pooling:
+        options["mean_pooling"] = False
+        notes.append("use_mean_pooling=False: the final norm, then the first token read out")
     names = class_names(g["num_classes"], None, classes, where, kinetics=True)
     return PublishedCheckpoint(source, "videomae_pth", name, model_args(g, frames, img_size, **options), names,
                                preprocessing, state, notes)

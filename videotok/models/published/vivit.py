@@ -102,8 +102,8 @@ def convert(found: Found, classes: Optional[list[str]], source: str) -> Publishe
     tubelet = config.get("tubelet_size")
     if tubelet is not None and [int(v) for v in tubelet] != [g["tubelet_size"], g["patch_size"], g["patch_size"]]:
         raise ValueError(f"{where}: config.json tubelet_size {tubelet} does not fit the patch kernel")
-    name, heads = choose_model("vivit", g["embed_dim"], g["depth"], config.get("num_attention_heads"), where,
-                               g["patch_size"], g["img_size"])
+    heads = found.num_heads or config.get("num_attention_heads")
+    name, heads = choose_model("vivit", g["embed_dim"], g["depth"], heads, where, g["patch_size"], g["img_size"])
     notes = [] if found.config else ["no config.json: 32 frames at 224 px and transformers' defaults assumed"]
     preprocessing = preprocessing_for(found, g["num_frames"], g["img_size"], notes)
     model_args = dict(num_classes=g["num_classes"], num_frames=g["num_frames"], img_size=g["img_size"],
