@@ -72,7 +72,8 @@ def run_case(data_dir: Path, work: Path, seed: int, capability: str, full: bool)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"case seed {seed} {capability or 'native'} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        tail = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        raise SystemExit(f"case seed {seed} {capability or 'native'} failed:\n{tail}")
     results = json.loads((run_dir / "results.json").read_text())
     rows = {r["name"]: r for r in results["rows"]}
     curve = validation_curve(run_dir)
@@ -100,7 +101,8 @@ def markdown(cases: list[dict], load: tuple[float, float]) -> str:
     for c in cases:
         rows = "all" if c["full"] else f"baseline + {BESIDE}"
         lines.append(f"| {c['seed']} | {c['capability']} | {rows} | {c['videos']} | {c['video_top1']:.1f} | "
-                     f"{c['clip_top1']:.1f} | {c['val_loss']:.3f} | {c['epoch_95']} | {c['wall_s']:.0f} | {c['pass_s']:.0f} | {c['cpu_s']:.0f} |")
+                     f"{c['clip_top1']:.1f} | {c['val_loss']:.3f} | {c['epoch_95']} | {c['wall_s']:.0f} | "
+                     f"{c['pass_s']:.0f} | {c['cpu_s']:.0f} |")
     worst = min(c["video_top1"] for c in cases)
     lines += ["", f"Lowest baseline video top-1 {worst:.1f} % against the target {TARGET:.0f} %: "
               f"**{'met' if worst >= TARGET else 'not met'}**.", ""]
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capabilities", nargs="+", default=[""],
                         help="ATEN_CPU_CAPABILITY values ('' for the CPU's own), e.g. avx2 default")
     parser.add_argument("--full", action="store_true", help="run every row of the default comparison")
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "synthetic"), help="the synthetic set (made if missing)")
+    parser.add_argument("--data-dir", default=str(ROOT / "data" / "synthetic"),
+                        help="the synthetic set (made if missing)")
     parser.add_argument("--work-dir", help="where the runs go (default: a temporary folder)")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to the results file")
     args = parser.parse_args(argv)
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(cases, (load_start, os.getloadavg()[0]))
     print(text)
     if not args.no_record:
-        append_result(RESULTS, "The default comparison's baseline across seeds and CPU kernels", "default_baseline.py", text)
+        title = "The default comparison's baseline across seeds and CPU kernels"
+        append_result(RESULTS, title, "default_baseline.py", text)
     return 0
 
 
