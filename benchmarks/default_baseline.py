@@ -101,7 +101,7 @@ def markdown(cases: list[dict], load: tuple[float, float]) -> str:
     for c in cases:
         rows = "all" if c["full"] else f"baseline + {BESIDE}"
         lines.append(f"| {c['seed']} | {c['capability']} | {rows} | {c['videos']} | {c['video_top1']:.1f} | "
-                     f"{c['clip_top1']:.1f} | {c['val_loss']:.3f} | {c['epoch_95']} | {c['wall_s']:.0f} | "
+                     f"{c['clip_top1']:.1f} | {c['val_loss']:.3f} | {c['epoch_95'] if c['epoch_95'] is not None else 'never'} | {c['wall_s']:.0f} | "
                      f"{c['pass_s']:.0f} | {c['cpu_s']:.0f} |")
     worst = min(c["video_top1"] for c in cases)
     lines += ["", f"Lowest baseline video top-1 {worst:.1f} % against the target {TARGET:.0f} %: "
