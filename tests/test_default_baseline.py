@@ -4,8 +4,8 @@ On main before issue 29 the same command reached 100 % video top-1 on an AVX-512
 an AVX2 one: the set was learned at the edge of the training budget, so which rows looked better
 than the baseline depended on the machine. Each case trains the baseline as the default comparison
 does (one training-free row beside it, so that the comparison runs) in its own process, with torch's
-CPU kernels forced by `ATEN_CPU_CAPABILITY` (read when torch loads). About 4 minutes a case on 2
-cores, hence `slow`; the recorded runs are in benchmarks/results/default_baseline.md.
+CPU kernels forced by `ATEN_CPU_CAPABILITY` (read when torch loads). 615-707 s of CPU a case (about 5-6 minutes on 2
+idle cores), hence `slow`; the recorded runs are in benchmarks/results/default_baseline.md.
 """
 from __future__ import annotations
 
