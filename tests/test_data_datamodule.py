@@ -55,6 +55,28 @@ def test_synthetic_true_generates_once(tmp_path, monkeypatch, synthetic_datamodu
     assert len(dm.videos("train")) == 6 * TINY["train_per_class"]
 
 
+def test_synthetic_true_replaces_a_set_an_older_generator_wrote(tmp_path, monkeypatch, synthetic_datamodule_kwargs):
+    """A data/synthetic left by an earlier release is not what the defaults generate now (issue 29
+    changed speeds and the test split): it is regenerated; a current set, whatever its parameters, is kept."""
+    calls = []
+    real = synthetic.generate_synthetic
+
+    def tiny(out_dir, **kwargs):
+        calls.append(out_dir)
+        return real(out_dir, **TINY, workers=1)
+
+    data = real(tmp_path / "old", **TINY, workers=1)
+    manifest = json.loads((data / "synthetic.json").read_text())
+    monkeypatch.setattr(synthetic, "generate_synthetic", tiny)
+    KineticsDataModule(str(data), synthetic=True, **synthetic_datamodule_kwargs).prepare_data()
+    assert calls == []  # written by this generator: kept
+    manifest["params"]["version"] = synthetic.MANIFEST_VERSION - 1
+    (data / "synthetic.json").write_text(json.dumps(manifest))
+    assert synthetic.is_outdated(data)
+    KineticsDataModule(str(data), synthetic=True, **synthetic_datamodule_kwargs).prepare_data()
+    assert len(calls) == 1 and not synthetic.is_outdated(data)
+
+
 def test_horizontal_flip_refused_for_left_right(synthetic_data_dir, tmp_path, synthetic_datamodule_kwargs):
     data = tmp_path / "lr"
     shutil.copytree(synthetic_data_dir, data, ignore=shutil.ignore_patterns("*.mp4"))

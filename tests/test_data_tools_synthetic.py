@@ -61,9 +61,10 @@ def test_reuses_complete_set_and_replaces_changed(tmp_path):
 
 @pytest.mark.parametrize("direction", ["up", "down", "left", "right"])
 def test_motion_visible_in_a_short_clip(direction):
-    """8 frames at sampling_rate 2 span 14 frame steps: the object is where its direction and
-    speed put it (wrapping around the edge), and not where the opposite direction would."""
-    size, steps = 112, 14
+    """After 7 frame steps the object is where its direction and speed put it (wrapping around the
+    edge), and not where the opposite direction would: 2 * 7 * v = 42-70 px apart, either way round
+    the 112-pixel frame, more than an object's reach (1.2 * 15 px)."""
+    size, steps = 112, 7
     for seed in range(5):
         video, info = render_video(np.random.default_rng(seed), "red", direction, size=size, frames=32)
         colour, (x0, y0), v = np.array(info["colour"]), info["start"], info["speed_px_per_frame"]
@@ -74,9 +75,10 @@ def test_motion_visible_in_a_short_clip(direction):
             return np.abs(video[t, y, x].astype(float) - colour).sum() < 90  # noise sigma 10
 
         assert is_object(0, 1) and is_object(steps, 1)
-        assert not is_object(steps, -1)  # 2 * 14 * v >= 28 px away: outside a radius <= 14
-    # slowest case, scaled from 112 to a 64-pixel crop: still at least one 8-pixel patch
-    assert SPEED_RANGE[0] * steps * 64 / 112 >= 8
+        assert not is_object(steps, -1)
+    # The slowest object at the default run's sampling rate 3 and 64-pixel crops moves 5 pixels
+    # between the two frames of a tubelet (issue 29: at 2.6 px the baseline learned it on some CPUs only).
+    assert SPEED_RANGE[0] * 3 * 64 / 112 >= 5
 
 
 def test_position_does_not_tell_direction():

@@ -121,10 +121,13 @@ class KineticsDataModule(L.LightningDataModule):
         return all((self.data_dir / f"{s}.csv").is_file() for s in SPLITS)
 
     def prepare_data(self) -> None:
-        """With ``synthetic=True`` and no CSVs yet, generate the synthetic set in data_dir."""
-        if self.synthetic and not self._has_csvs():
-            from data_tools.synthetic import generate_synthetic
+        """With ``synthetic=True`` and no CSVs yet, or a set an older generator wrote, generate the
+        synthetic set in data_dir (a set the current generator wrote, with any parameters, is kept)."""
+        if not self.synthetic:
+            return
+        from data_tools.synthetic import generate_synthetic, is_outdated
 
+        if not self._has_csvs() or is_outdated(self.data_dir):
             generate_synthetic(self.data_dir)
 
     def _missing(self, what: Path) -> FileNotFoundError:
