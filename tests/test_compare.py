@@ -43,6 +43,16 @@ def tiny_config(data_dir: Path, datamodule_kwargs: dict, run_dir: Path) -> dict:
     }
 
 
+def _record_fits_and_passes(monkeypatch) -> tuple[list, list]:
+    """Lists that collect, as a comparison runs, the folder of every training and the rows of every pass."""
+    fits, passes = [], []
+    original_fit = Comparison._fit
+    monkeypatch.setattr(Comparison, "_fit", lambda self, *a, **k: fits.append(a[1]) or original_fit(self, *a, **k))
+    original_pass = runner.run_pass
+    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
+    return fits, passes
+
+
 def test_compare_trains_once_evaluates_all_and_resumes(
     tmp_path, synthetic_data_dir, synthetic_datamodule_kwargs, monkeypatch, restore_threads
 ):
@@ -51,12 +61,7 @@ def test_compare_trains_once_evaluates_all_and_resumes(
     settings = prepare(config)
     assert [s.trained for s in settings.strategies] == ["training-free", "fine-tuned"]
 
-    fits = []
-    original_fit = Comparison._fit
-    monkeypatch.setattr(Comparison, "_fit", lambda self, *a, **k: fits.append(a[1]) or original_fit(self, *a, **k))
-    passes = []
-    original_pass = runner.run_pass
-    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
+    fits, passes = _record_fits_and_passes(monkeypatch)
     outcome = run_compare(config, settings, progress=False, log=lambda _: None)
     assert fits == [run_dir / "baseline", run_dir / "crucial_fused"]  # baseline once, the fused row fine-tuned
     # One evaluation pass for the three rows; the training-free row runs the baseline's weights (no
@@ -259,12 +264,7 @@ def test_seeds_train_every_trained_row_once_per_seed_and_report_the_mean(
     config["trainer"].update(limit_train_batches=2, limit_val_batches=0)
     settings = prepare(config)
     assert settings.seeds == (0, 1) and settings.seed == 0
-    fits = []
-    original_fit = Comparison._fit
-    monkeypatch.setattr(Comparison, "_fit", lambda self, *a, **k: fits.append(a[1]) or original_fit(self, *a, **k))
-    passes = []
-    original_pass = runner.run_pass
-    monkeypatch.setattr(runner, "run_pass", lambda rows, *a, **k: passes.append(rows) or original_pass(rows, *a, **k))
+    fits, passes = _record_fits_and_passes(monkeypatch)
     outcome = run_compare(config, settings, progress=False, log=lambda _: None)
 
     # The baseline and the fine-tuned row trained under each seed, in its own folder; one pass for all.

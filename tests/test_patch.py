@@ -16,6 +16,7 @@ import torch
 import videotok
 from videotok.models.published import load_published
 from videotok.reduce.registry import build_reducer
+from helpers_models import perturb
 
 transformers = pytest.importorskip("transformers")
 
@@ -24,15 +25,6 @@ TINY = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermed
             patch_size=PATCH, num_frames=FRAMES, num_labels=CLASSES)
 FAMILIES = ["timesformer", "vivit", "videomae"]
 TOLERANCE = 1e-5
-
-
-def perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Noise on every parameter, so zero biases and unit norms of a fresh init cannot hide a swap."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
-    return model.eval()
 
 
 def hf_model(family: str) -> torch.nn.Module:

@@ -26,6 +26,7 @@ from videotok.data.video_reader import open_video, read_clip
 from videotok.models.published import FORMATS, PublishedCheckpoint, load_published
 from videotok.models.published.common import kinetics400_classes
 from videotok.reduce.registry import build_reducer
+from helpers_models import perturb
 
 transformers = pytest.importorskip("transformers")
 
@@ -34,15 +35,6 @@ TINY = dict(hidden_size=96, num_hidden_layers=6, num_attention_heads=3, intermed
 LABELS = ["zebra crossing", "apple picking", "mango eating", "kiwi", "fig"]  # not alphabetical: order must hold
 ID2LABEL = {i: name for i, name in enumerate(LABELS)}
 TOLERANCE = 1e-4
-
-
-def perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Noise on every parameter, so zero biases and unit norms of a fresh init cannot hide a swap."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
-    return model.eval()
 
 
 def hf_model(family: str, **overrides):
