@@ -63,13 +63,17 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None, dropo
 
 def size_bias(size: Optional[Tensor], dtype: torch.dtype, valid: Optional[Tensor] = None) -> Optional[Tensor]:
     """[B, N] sizes and/or [B, N] bool valid keys -> [B, 1, 1, N] additive logits bias (log size, and
-    -inf where a key is padding), computed in float32 then cast."""
+    -inf where a key is padding), computed in float32 then cast (three ops for sizes alone)."""
     if size is None and valid is None:
         return None
-    bias = torch.zeros(valid.shape, device=valid.device) if size is None else size.float().clamp_min(1e-6).log()
+    if size is None:
+        bias = torch.zeros(valid.shape, device=valid.device)
+    else:
+        bias = (size if size.dtype == torch.float32 else size.float()).clamp_min(1e-6).log()
     if valid is not None:
         bias = bias.masked_fill(~valid, float("-inf"))
-    return bias[:, None, None, :].to(dtype)
+    bias = bias.reshape(bias.shape[0], 1, 1, bias.shape[1])
+    return bias if bias.dtype == dtype else bias.to(dtype)
 
 
 class Attention(nn.Module):
@@ -129,7 +133,9 @@ class Attention(nn.Module):
         frames, places = placed.frames, placed.places
         at_slots = self.qkv(x).reshape(b * n, 3 * c).index_select(0, placed.slot_rows)  # [B*P*T, 3C]
         q, k, v = at_slots.reshape(b * places, frames, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        mask = None if placed.temporal_mask is None else placed.temporal_mask.to(q.dtype)
+        mask = placed.temporal_mask
+        if mask is not None and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)
         out = attend(q, k, v, mask, self.dropout_p)  # [B*P, heads, T, head_dim]
         out = out.transpose(1, 2).reshape(b * places * frames, c).index_select(0, placed.anchor_rows)
         return self.proj_drop(self.proj(out.reshape(b, n, c)))

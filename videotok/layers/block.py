@@ -144,7 +144,12 @@ class Block(nn.Module):
         placed = state.layout
         if placed is None:
             patch_valid = None if state.valid is None else state.valid[:, p:]  # False for padding (rlt)
-            placed = layout(state.owner, state.pos[:, p:], p, patch_valid, static=torch.compiler.is_compiling())
+            # a fixed schedule never waits for the device: seats from the plans (per-frame groups) or
+            # the most a frame can hold; rlt's content-aware tokens read their exact width once
+            static = not state.padded or torch.compiler.is_compiling()
+            per_frame = None if state.frames is None else state.num_patches // state.frames
+            placed = layout(state.owner, state.pos[:, p:], p, patch_valid, static=static, per_frame=per_frame,
+                            whole=not state.discarded)
         prefix, patches = state.x[:, :p], state.x[:, p:]
         res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed)
         x = torch.cat([prefix, patches + self.drop_path1(self.temporal_fc(res_t))], dim=1)

@@ -174,40 +174,58 @@ class Layout:
     padded: bool
 
 
-def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None,
-           static: bool = False) -> Layout:
+def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None, static: bool = False,
+           per_frame: Optional[int] = None, whole: bool = False) -> Layout:
     """The Layout of patch tokens `pos` [B, n, 3] (after `num_prefix` prefix tokens) holding the
     patches of `owner` [B, T, H, W]; `valid` as in `anchors`.
 
-    static: no host sync (what torch.compile needs for one graph): every frame gets min(n, H*W)
-    seats, the most any frame can hold, with the empty ones masked, and the temporal mask is always
-    built; the same results as the exact width, with more attention work on padding (which GFLOPs,
-    counted eagerly, do not include)."""
+    What the caller knows from the plans, not from the data, spares host syncs and index work:
+    per_frame: the tokens are T contiguous groups of `per_frame` tokens, group t holding patches of
+        frame t only (TokenState.frames after per-frame merging): every frame holds exactly that many,
+        so the seats are known without looking at the anchors (no sort, no padding, no mask).
+    whole: no patch was discarded (TokenState.discarded is False): no temporal key is missing.
+    static: no host sync (eager forwards of fixed schedules, and what torch.compile needs for one
+        graph): without `per_frame`, every frame gets min(n, H*W) seats, the most any frame can hold,
+        with the empty ones masked; the same results as the exact width, with more attention work on
+        padding (which GFLOPs, counting each video's fullest frame, do not include). Otherwise the
+        exact width is read from the data (one sync; rlt's content-aware tokens, once per forward)
+        and a real token holding no patch is refused."""
     batch, frames, h, w = owner.shape
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
-    placed = place(owner, pos, valid, check=False)
-    homeless = placed.anchor == frames * places  # a real token holding no patch (checked below)
-    buckets = frame_buckets(placed.frame.masked_fill(homeless, 0), frames, valid, min(n, places) if static else None)
-    width = buckets.index.shape[-1]
-    full, complete = False, False
-    if not static:
-        full, complete, broken = torch.stack([buckets.valid.all(), placed.present.all(), homeless.any()]).tolist()
-        if broken:
-            raise ValueError(NO_PATCH)
+    anchor = anchors(owner, pos, valid, check=False)  # [B, n]; T*H*W for a real token holding no patch
     video = torch.arange(batch, device=device)[:, None]  # [B, 1]
+    if per_frame is not None and valid is None:
+        width, full = per_frame, True
+        frame_rows, seat_rows = _grouped_rows(video, frames, per_frame, p)
+        complete = whole
+    else:
+        homeless = anchor == frames * places  # a real token holding no patch (checked below)
+        buckets = frame_buckets((anchor // places).masked_fill(homeless, 0), frames, valid,
+                                min(n, places) if static else None)
+        width = buckets.index.shape[-1]
+        full, complete = False, whole
+        if not static:
+            full, complete, broken = torch.stack([buckets.valid.all(), (owner >= 0).all(), homeless.any()]).tolist()
+            if broken:
+                raise ValueError(NO_PATCH)
+        members = torch.where(buckets.valid, buckets.index + p, torch.zeros_like(buckets.index))  # [B, T, M]
+        prefix = torch.arange(p, device=device).expand(batch, frames, p)
+        seats = frames * (p + width)
+        seat = buckets.seat // width * (p + width) + p + buckets.seat % width  # [B, n], among the [T, p+M] seats
+        frame_rows = (torch.cat([prefix, members], dim=2).reshape(batch, seats) + video * (p + n)).reshape(-1)
+        seat_rows = torch.where(buckets.seat < frames * width, seat + video * seats,
+                                torch.full_like(seat, batch * seats)).reshape(-1)
     temporal_mask = None
     if not complete:
+        present = owner.reshape(batch, frames, places) >= 0  # [B, T, P]
         # a place dropped in every frame is read by no token: leave it unmasked rather than all -inf
-        keys = placed.present | ~placed.present.any(dim=1, keepdim=True)  # [B, T, P]
+        keys = present | ~present.any(dim=1, keepdim=True)  # [B, T, P]
         temporal_mask = torch.zeros(keys.shape, dtype=pos.dtype, device=device).masked_fill(~keys, float("-inf"))
         temporal_mask = temporal_mask.transpose(1, 2).reshape(batch * places, 1, 1, frames)
-    slots = placed.slots.transpose(1, 2).reshape(batch, places * frames)  # [B, T, P] -> place-major [B, P*T]
-    anchor_slot = (placed.anchor % places) * frames + placed.anchor // places  # [B, n], place-major
-    members = torch.where(buckets.valid, buckets.index + p, torch.zeros_like(buckets.index))  # [B, T, M]
-    prefix = torch.arange(p, device=device).expand(batch, frames, p)
-    seats = frames * (p + width)
-    seat = buckets.seat // width * (p + width) + p + buckets.seat % width  # [B, n], among the [T, p+M] seats
+    # place-major slots: [B, T, H, W] -> [B, P, T], the token holding each (place, frame), 0 where dropped
+    slots = owner.reshape(batch, frames, places).transpose(1, 2).clamp_min(0)
+    anchor_slot = (anchor % places) * frames + anchor // places  # [B, n], place-major
     seat_valid = None
     if not full:
         seat_valid = torch.cat([buckets.valid.new_ones(batch, frames, p), buckets.valid], dim=2)
@@ -216,16 +234,29 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
         frames=frames,
         places=places,
         width=width,
-        slot_rows=(slots + video * n).reshape(-1),
+        slot_rows=(slots + video[:, :, None] * n).reshape(-1),
         anchor_rows=(anchor_slot + video * (places * frames)).reshape(-1),
         temporal_mask=temporal_mask,
-        frame_rows=(torch.cat([prefix, members], dim=2).reshape(batch, seats) + video * (p + n)).reshape(-1),
-        seat_rows=torch.where(buckets.seat < frames * width, seat + video * seats,
-                              torch.full_like(seat, batch * seats)).reshape(-1),
+        frame_rows=frame_rows,
+        seat_rows=seat_rows,
         seat_valid=seat_valid,
         occupied=None if full else (buckets.count > 0).to(pos.dtype),
         padded=valid is not None,
     )
+
+
+def _grouped_rows(video: Tensor, frames: int, per_frame: int, p: int) -> tuple[Tensor, Tensor]:
+    """frame_rows and seat_rows (see Layout) of tokens that are T contiguous groups of `per_frame`:
+    frame t's seats are the prefix, then tokens t*per_frame ... (t+1)*per_frame - 1, in order.
+    video: [B, 1] sample indices."""
+    n, device = frames * per_frame, video.device
+    tokens = torch.arange(n, device=device).view(frames, per_frame)  # [T, m]
+    members = torch.cat([torch.arange(p, device=device).expand(frames, p), tokens + p], dim=1)  # [T, p+m]
+    frame_rows = (members.view(1, -1) + video * (p + n)).reshape(-1)
+    # token i sits at seat t*(p+m) + p + (i - t*m) = i + p*(t+1) among the T*(p+m) seats
+    seat = tokens + p * torch.arange(1, frames + 1, device=device).view(frames, 1)  # [T, m]
+    seat_rows = (seat.view(1, -1) + video * (frames * (p + per_frame))).reshape(-1)
+    return frame_rows, seat_rows
 
 
 def frame_widths(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:
