@@ -156,13 +156,14 @@ class Attention(nn.Module):
         qkv = self.qkv(x)  # [B, P+n, 3C]
         framed = qkv.reshape(b * total, 3 * c).index_select(0, placed.frame_rows)  # [B*T*(P+M), 3C]
         q, k, v = framed.reshape(b * frames, p + m, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        size_s = None if size is None else size.reshape(-1).index_select(0, placed.frame_rows).view(b * frames, p + m)
-        out = attend(q, k, v, size_bias(size_s, q.dtype, placed.seat_valid), self.dropout_p)  # [B*T, heads, P+M, d]
+        out = attend(q, k, v, _seat_bias(size, placed, q.dtype), self.dropout_p)  # [B*T, heads, P+M, d]
         out = out.transpose(1, 2).reshape(b, frames, p + m, c)
         res = torch.cat([_mean_over_frames(out[:, :, :p], placed.occupied), _seats_to_tokens(out, placed)], dim=1)
         res = self.proj_drop(self.proj(res))  # [B, P+n, C]
         if request is None:
             return res, None
+        scored = request.cls_attn or request.received_attn  # the scores that read the sizes
+        size_s = None if size is None or not scored else _at_seats(size, placed)
         info = self.describe(q, k, size_s, replace(request, keys=False), p, placed.seat_valid)  # [B*T, P+M, ...]
         used = frames if placed.occupied is None else placed.occupied.sum(dim=1)  # [B] frames holding tokens
 
@@ -243,6 +244,22 @@ class Attention(nn.Module):
             rows = logits.softmax(dim=-1).mean(dim=1)  # [B, 256, N], head-averaged
             out.append(torch.special.xlogy(rows, rows).sum(dim=-1))
         return torch.cat(out, dim=1)
+
+
+def _at_seats(size: Tensor, placed: Layout) -> Tensor:
+    """[B, P+n] token sizes -> [B*T, P+M] the size at every frame's seats."""
+    return size.reshape(-1).index_select(0, placed.frame_rows).view(-1, placed.frame_rows.shape[0] // size.shape[0]
+                                                                     // placed.frames)
+
+
+def _seat_bias(size: Optional[Tensor], placed: Layout, dtype: torch.dtype) -> Optional[Tensor]:
+    """The spatial attention's logits bias at the seats of `placed` (log size, -inf at empty seats),
+    computed by the first block that uses the layout and kept on it: every block until the next
+    reduction sees the same sizes and seats (a Layout is dropped whenever the sizes change)."""
+    key = ("seat_bias", size is None, dtype)
+    if key not in placed.cache:
+        placed.cache[key] = size_bias(None if size is None else _at_seats(size, placed), dtype, placed.seat_valid)
+    return placed.cache[key]
 
 
 def _mean_over_frames(v: Tensor, occupied: Optional[Tensor]) -> Tensor:

@@ -24,11 +24,31 @@ the temporal slots, each token's anchor slot and every frame's seats, built once
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+
+# index tensors that depend on shapes alone, built once per shape and device (see `shape_constant`)
+_CONSTANTS: dict[tuple, Any] = {}
+
+
+def shape_constant(key: tuple, build: Callable[[], Any]) -> Any:
+    """`build()`, kept under `key` (shapes and device): index tensors that only the shapes decide are
+    built once instead of at every reduction of every forward, each build being several kernel
+    launches on a GPU. Kept apart for inference mode (its tensors cannot enter autograd) and rebuilt
+    while torch.compile traces (a traced graph makes them once anyway)."""
+    if torch.compiler.is_compiling():
+        return build()
+    key = (*key, torch.is_inference_mode_enabled())
+    if key not in _CONSTANTS:
+        if len(_CONSTANTS) >= 512:  # shapes of a run are few; a long session with many stays bounded
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = build()
+    return _CONSTANTS[key]
 
 
 NO_PATCH = "a token holds no patch of the grid (TokenState.owner disagrees with the tokens)"
@@ -67,23 +87,22 @@ def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: b
     n = pos.shape[1]
     flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
     length = flat.shape[1]
-    held = flat >= 0
-    # drop patches go to a spare slot n so the scatters below stay in range
-    holder = torch.where(held, flat, torch.full_like(flat, n))  # [B, L]
-    coords = torch.stack(
-        torch.meshgrid(*(torch.arange(s, device=owner.device, dtype=pos.dtype) for s in (t, h, w)), indexing="ij"),
+    # dropped patches go to a spare slot n so the scatters below stay in range; it is cut off at the end
+    holder = torch.where(flat >= 0, flat, n)  # [B, L]
+    device, dtype = owner.device, pos.dtype
+    coords = shape_constant(("coords", t, h, w, device, dtype), lambda: torch.stack(
+        torch.meshgrid(*(torch.arange(s, device=device, dtype=dtype) for s in (t, h, w)), indexing="ij"),
         dim=-1,
-    ).reshape(1, length, 3)  # [1, L, 3]
-    spare = torch.zeros(batch, 1, 3, device=pos.device, dtype=pos.dtype)
-    centre = torch.cat([pos, spare], dim=1).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
+    ).reshape(1, length, 3))  # [1, L, 3]
+    patch_index = shape_constant(("patches", length, device), lambda: torch.arange(length, device=device)[None])
+    inf, last = shape_constant(("anchor_init", batch, n, length, device, dtype), lambda: (
+        torch.full((batch, n + 1), float("inf"), device=device, dtype=dtype),
+        torch.full((batch, n + 1), length, device=device, dtype=torch.long)))
+    centre = F.pad(pos, (0, 0, 0, 1)).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
     dist = ((coords - centre) ** 2).sum(-1)  # [B, L], each patch's distance to its holder's centre
-    inf = torch.full((batch, n + 1), float("inf"), device=pos.device, dtype=dist.dtype)
     nearest = inf.scatter_reduce(1, holder, dist, reduce="amin")  # [B, n+1]
-    is_nearest = dist == nearest.gather(1, holder)  # [B, L]
-    patch_index = torch.arange(length, device=owner.device).expand(batch, -1)
-    candidate = torch.where(is_nearest & held, patch_index, torch.full_like(patch_index, length))
-    first = torch.full((batch, n + 1), length, device=owner.device, dtype=torch.long)
-    first = first.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
+    candidate = torch.where(dist == nearest.gather(1, holder), patch_index, length)  # [B, L]
+    first = last.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
     if valid is not None:
         first = torch.where(valid, first, torch.zeros_like(first))
     if check and bool((first == length).any()):
@@ -159,6 +178,8 @@ class Layout:
     seat_valid [B*T, p+M] bool: False for empty seats; None when every frame holds M tokens.
     occupied [B, T] float: 1 for frames that hold tokens; None when every frame does.
     padded: some patch tokens are padding (they have no seat).
+    cache: what the blocks derive from the layout and the sizes once (the spatial logits bias), kept
+        with it because the sizes change only where the layout does.
     """
 
     frames: int
@@ -172,6 +193,7 @@ class Layout:
     seat_valid: Optional[Tensor]
     occupied: Optional[Tensor]
     padded: bool
+    cache: dict = field(default_factory=dict, repr=False)  # what blocks derive from it once (attention biases)
 
 
 def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None, static: bool = False,
@@ -194,10 +216,11 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
     anchor = anchors(owner, pos, valid, check=False)  # [B, n]; T*H*W for a real token holding no patch
-    video = torch.arange(batch, device=device)[:, None]  # [B, 1]
+    video = shape_constant(("video", batch, device), lambda: torch.arange(batch, device=device)[:, None])  # [B, 1]
     if per_frame is not None and valid is None:
         width, full = per_frame, True
-        frame_rows, seat_rows = _grouped_rows(video, frames, per_frame, p)
+        frame_rows, seat_rows = shape_constant(("grouped", batch, frames, per_frame, p, device),
+                                               lambda: _grouped_rows(video, frames, per_frame, p))
         complete = whole
     else:
         homeless = anchor == frames * places  # a real token holding no patch (checked below)

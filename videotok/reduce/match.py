@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from videotok.layers.placement import shape_constant
 from videotok.reduce.state import Grid, TokenState
 
 
@@ -80,7 +81,7 @@ def apply_plan(
         columns.append(base.unsqueeze(-1))
     values = torch.cat(columns, dim=-1)  # [B, N, C+4(+1)(+1)]
     summed = _sum_into_slots(values, dest, plan.num_out)  # [B, num_out, C+4(+1)(+1)]
-    new_size = summed[..., dim + 3]
+    new_size = summed[..., dim + 3].contiguous()  # read flat by the blocks (views of a contiguous tensor)
     size_sum = summed[..., dim + 3 : dim + 4].clamp_min(1e-12)
     weight_sum = size_sum if weight is size else summed[..., dim + 4 : dim + 5].clamp_min(1e-12)
     x = summed[..., :dim] / weight_sum
@@ -189,13 +190,15 @@ def bipartite_plan(keys: Tensor, r: int, num_prefix: int, groups: int = 1, first
     joined_b = best_b.gather(-1, merged_a)  # [B, G, r] positions within B
     if tube:
         merged_a, joined_b = merged_a.expand(-1, groups, -1), joined_b.expand(-1, groups, -1)
-    keep = torch.ones(batch, total, dtype=torch.long, device=keys.device)
-    keep[:, num_prefix:].view(batch, groups, n)[..., first_a::2].scatter_(-1, merged_a, 0)
-    slots = keep.cumsum(dim=1).sub_(1)  # [B, P + G*n]: kept tokens' output slots, in order
-    patch_slots = slots[:, num_prefix:].view(batch, groups, n)  # [B, G, n], a view: written through below
-    joined = patch_slots[..., first_b::2].gather(-1, joined_b)  # [B, G, r] the slots they join
-    patch_slots[..., first_a::2].scatter_(-1, merged_a, joined)
-    return MergePlan(dest=slots, num_out=total - groups * r, drops=False)
+    keep = torch.ones(batch, groups, n, dtype=torch.long, device=keys.device)
+    keep[..., first_a::2].scatter_(-1, merged_a, 0)
+    # kept patch tokens' output slots, in order, after the prefix's: [B, G, n] -> [B, G*n] -> [B, G, n]
+    slots = keep.view(batch, -1).cumsum(dim=1).add_(num_prefix - 1).view(batch, groups, n)
+    joined = slots[..., first_b::2].gather(-1, joined_b)  # [B, G, r] the slots they join
+    slots[..., first_a::2].scatter_(-1, merged_a, joined)
+    prefix = shape_constant(("prefix", batch, num_prefix, keys.device), lambda: torch.arange(
+        num_prefix, device=keys.device).expand(batch, -1))
+    return MergePlan(dest=torch.cat([prefix, slots.view(batch, -1)], dim=1), num_out=total - groups * r, drops=False)
 
 
 def merge_into_plan(keep: Tensor, target: Tensor, num_out: Optional[int] = None) -> MergePlan:

@@ -136,7 +136,7 @@ class RandomReduction(Reducer):
         if self.training:
             noise = torch.rand(2, batch * groups, num_tokens, generator=self._train_generator).to(device)
             return noise[0], noise[1]
-        key = (layer, batch, groups, num_tokens, device)
+        key = (layer, batch, groups, num_tokens, device, torch.is_inference_mode_enabled())
         if key not in self._eval_noise:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + layer * 10_007 + num_tokens)
             noise = torch.rand(2, 1, groups, num_tokens, generator=gen).expand(2, batch, groups, num_tokens)
