@@ -57,7 +57,7 @@ class VideoMAE(VideoBackbone):
         x = self.patch_tokens(video)  # [B, T', H'W', C]
         b, t, hw, c = x.shape
         x = x.reshape(b, t * hw, c) + self.pos_table.to(x.dtype)  # [B, T'H'W', C]
-        return TokenState.from_grid(self.pos_drop(x), self.grid, num_prefix=0, track_owner=False)  # joint blocks only
+        return TokenState.from_grid(self.pos_drop(x), self.grid, num_prefix=0)
 
     def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
                          blocks: Optional[list[BlockInput]] = None) -> Tensor:

@@ -38,8 +38,7 @@ class TokenState:
              dropped. It is what lets divided attention run on tokens that no longer form the grid:
              spatial attention groups the tokens by frame, temporal attention finds the token at the
              same place in every other frame. None where a strategy replaces the tokens by something
-             without places (semantic tokens), so later blocks attend jointly, and on backbones whose
-             blocks all attend jointly (nothing reads it there; `from_grid(track_owner=False)`).
+             without places (semantic tokens), so later blocks attend jointly.
     mass:    optional [B, N] float, how much each token counts in proportional attention, in later
              merges' feature averages and in mean pooling, where a strategy makes that differ from
              `size` (vid_tldr's saliency-weighted sizes; rlt's authors' form, where a kept token
@@ -73,11 +72,8 @@ class TokenState:
     layout: Optional[Any] = None
 
     @classmethod
-    def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False,
-                  track_owner: bool = True) -> "TokenState":
-        """Start state for `x` = [prefix; patch tokens of `grid` in t-major order]. track_owner=False
-        leaves `owner` None: a backbone whose blocks never place tokens (joint attention only) spares
-        every plan the work of following it."""
+    def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
+        """Start state for `x` = [prefix; patch tokens of `grid` in t-major order]."""
         batch, num_tokens, _ = x.shape
         t, h, w = grid
         if num_tokens != num_prefix + t * h * w:
@@ -98,9 +94,7 @@ class TokenState:
         source = None
         if track_source:
             source = torch.eye(num_tokens, device=device, dtype=torch.float32).unsqueeze(0).expand(batch, -1, -1)
-        owner = None
-        if track_owner:
-            owner = torch.arange(t * h * w, device=device).reshape(1, t, h, w).expand(batch, -1, -1, -1)  # [B, T, H, W]
+        owner = torch.arange(t * h * w, device=device).reshape(1, t, h, w).expand(batch, -1, -1, -1)  # [B, T, H, W]
         return cls(x=x, size=size, pos=pos, grid=grid, num_prefix=num_prefix, source=source, frames=t, owner=owner)
 
     @property
