@@ -124,11 +124,15 @@ def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:
     leads the plan instead."""
     batch = owner.shape[0]
     flat = owner.reshape(batch, -1)  # [B, T*H*W]
+    shift = num_prefix  # where patch token 0 sits in dest
     if num_prefix == 0:
-        dest, num_prefix = torch.nn.functional.pad(dest, (1, 0), value=-1), 1  # [B, 1 + n]
+        dest, shift = torch.nn.functional.pad(dest, (1, 0), value=-1), 1  # [B, 1 + n]
     if dest.shape[0] != batch:
         dest = dest.expand(batch, -1)
-    moved = dest.gather(1, flat + num_prefix).sub_(num_prefix).clamp_min_(-1)  # [B, T*H*W]
+    moved = dest.gather(1, flat + shift)  # [B, T*H*W] the slot of each patch's token
+    if num_prefix:
+        moved = moved.sub_(num_prefix)
+    moved = moved.clamp_min_(-1)
     return moved.reshape(owner.shape)
 
 
