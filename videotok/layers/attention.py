@@ -64,13 +64,17 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None, dropo
 
 def size_bias(size: Optional[Tensor], dtype: torch.dtype, valid: Optional[Tensor] = None) -> Optional[Tensor]:
     """[B, N] sizes and/or [B, N] bool valid keys -> [B, 1, 1, N] additive logits bias (log size, and
-    -inf where a key is padding), computed in float32 then cast."""
+    -inf where a key is padding), computed in float32 then cast (three ops for sizes alone)."""
     if size is None and valid is None:
         return None
-    bias = torch.zeros(valid.shape, device=valid.device) if size is None else size.float().clamp_min(1e-6).log()
+    if size is None:
+        bias = torch.zeros(valid.shape, device=valid.device)
+    else:
+        bias = (size if size.dtype == torch.float32 else size.float()).clamp_min(1e-6).log()
     if valid is not None:
         bias = bias.masked_fill(~valid, float("-inf"))
-    return bias[:, None, None, :].to(dtype)
+    bias = bias.reshape(bias.shape[0], 1, 1, bias.shape[1])
+    return bias if bias.dtype == dtype else bias.to(dtype)
 
 
 class Attention(nn.Module):
@@ -136,7 +140,9 @@ class Attention(nn.Module):
         at_slots = self.qkv(x).reshape(b * n, 3 * c).index_select(0, placed.slot_rows)  # [B*P*T, 3C]
         q, k, v = at_slots.reshape(b * places, frames, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = self.queries_keys(q, k)
-        mask = None if placed.temporal_mask is None else placed.temporal_mask.to(q.dtype)
+        mask = placed.temporal_mask
+        if mask is not None and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)
         out = attend(q, k, v, mask, self.dropout_p)  # [B*P, heads, T, head_dim]
         out = out.transpose(1, 2).reshape(b * places * frames, c).index_select(0, placed.anchor_rows)
         return self.proj_drop(self.proj(out.reshape(b, n, c)))
@@ -158,13 +164,14 @@ class Attention(nn.Module):
         framed = qkv.reshape(b * total, 3 * c).index_select(0, placed.frame_rows)  # [B*T*(P+M), 3C]
         q, k, v = framed.reshape(b * frames, p + m, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = self.queries_keys(q, k)
-        size_s = None if size is None else size.reshape(-1).index_select(0, placed.frame_rows).view(b * frames, p + m)
-        out = attend(q, k, v, size_bias(size_s, q.dtype, placed.seat_valid), self.dropout_p)  # [B*T, heads, P+M, d]
+        out = attend(q, k, v, _seat_bias(size, placed, q.dtype), self.dropout_p)  # [B*T, heads, P+M, d]
         out = out.transpose(1, 2).reshape(b, frames, p + m, c)
         res = torch.cat([_mean_over_frames(out[:, :, :p], placed.occupied), _seats_to_tokens(out, placed)], dim=1)
         res = self.proj_drop(self.proj(res))  # [B, P+n, C]
         if request is None:
             return res, None
+        scored = request.cls_attn or request.received_attn  # the scores that read the sizes
+        size_s = None if size is None or not scored else _at_seats(size, placed)
         info = self.describe(q, k, size_s, replace(request, keys=False), p, placed.seat_valid)  # [B*T, P+M, ...]
         used = frames if placed.occupied is None else placed.occupied.sum(dim=1)  # [B] frames holding tokens
 
@@ -263,6 +270,22 @@ class CosineAttention(Attention):
     def queries_keys(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         scale = self.logit_scale.clamp(max=self.MAX_LOG_SCALE).exp() * self.head_dim**0.5  # [h, 1, 1]
         return F.normalize(q, dim=-1) * scale.to(q.dtype), F.normalize(k, dim=-1)
+
+
+def _at_seats(size: Tensor, placed: Layout) -> Tensor:
+    """[B, P+n] token sizes -> [B*T, P+M] the size at every frame's seats."""
+    return size.reshape(-1).index_select(0, placed.frame_rows).view(-1, placed.frame_rows.shape[0] // size.shape[0]
+                                                                     // placed.frames)
+
+
+def _seat_bias(size: Optional[Tensor], placed: Layout, dtype: torch.dtype) -> Optional[Tensor]:
+    """The spatial attention's logits bias at the seats of `placed` (log size, -inf at empty seats),
+    computed by the first block that uses the layout and kept on it: every block until the next
+    reduction sees the same sizes and seats (a Layout is dropped whenever the sizes change)."""
+    key = ("seat_bias", size is None, dtype)
+    if key not in placed.cache:
+        placed.cache[key] = size_bias(None if size is None else _at_seats(size, placed), dtype, placed.seat_valid)
+    return placed.cache[key]
 
 
 def _mean_over_frames(v: Tensor, occupied: Optional[Tensor]) -> Tensor:

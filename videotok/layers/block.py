@@ -13,7 +13,7 @@ from timm.layers import DropPath, LayerScale, Mlp
 from torch import Tensor, nn
 
 from videotok.layers.attention import Attention, AttnInfo, AttnRequest, CosineAttention
-from videotok.layers.placement import layout
+from videotok.layers.placement import layout, static_layout
 from videotok.reduce.state import TokenState
 
 
@@ -146,7 +146,10 @@ class Block(nn.Module):
         placed = state.layout
         if placed is None:
             patch_valid = None if state.valid is None else state.valid[:, p:]  # False for padding (rlt)
-            placed = layout(state.owner, state.pos[:, p:], p, patch_valid, static=torch.compiler.is_compiling())
+            static = static_layout(state.padded, state.x.device)
+            per_frame = None if state.frames is None else state.num_patches // state.frames
+            placed = layout(state.owner, state.pos[:, p:], p, patch_valid, static=static, per_frame=per_frame,
+                            whole=not state.discarded)
         prefix, patches = state.x[:, :p], state.x[:, p:]
         res_t = self.temporal_attn.over_places(self.temporal_norm1(patches), placed)
         x = torch.cat([prefix, patches + self.drop_path1(self.temporal_fc(res_t))], dim=1)

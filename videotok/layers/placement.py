@@ -24,11 +24,31 @@ the temporal slots, each token's anchor slot and every frame's seats, built once
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+
+# index tensors that depend on shapes alone, built once per shape and device (see `shape_constant`)
+_CONSTANTS: dict[tuple, Any] = {}
+
+
+def shape_constant(key: tuple, build: Callable[[], Any]) -> Any:
+    """`build()`, kept under `key` (shapes and device): index tensors that only the shapes decide are
+    built once instead of at every reduction of every forward, each build being several kernel
+    launches on a GPU. Kept apart for inference mode (its tensors cannot enter autograd) and rebuilt
+    while torch.compile traces (a traced graph makes them once anyway)."""
+    if torch.compiler.is_compiling():
+        return build()
+    key = (*key, torch.is_inference_mode_enabled())
+    if key not in _CONSTANTS:
+        if len(_CONSTANTS) >= 512:  # shapes of a run are few; a long session with many stays bounded
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = build()
+    return _CONSTANTS[key]
 
 
 NO_PATCH = "a token holds no patch of the grid (TokenState.owner disagrees with the tokens)"
@@ -67,23 +87,22 @@ def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: b
     n = pos.shape[1]
     flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
     length = flat.shape[1]
-    held = flat >= 0
-    # drop patches go to a spare slot n so the scatters below stay in range
-    holder = torch.where(held, flat, torch.full_like(flat, n))  # [B, L]
-    coords = torch.stack(
-        torch.meshgrid(*(torch.arange(s, device=owner.device, dtype=pos.dtype) for s in (t, h, w)), indexing="ij"),
+    # dropped patches go to a spare slot n so the scatters below stay in range; it is cut off at the end
+    holder = torch.where(flat >= 0, flat, n)  # [B, L]
+    device, dtype = owner.device, pos.dtype
+    coords = shape_constant(("coords", t, h, w, device, dtype), lambda: torch.stack(
+        torch.meshgrid(*(torch.arange(s, device=device, dtype=dtype) for s in (t, h, w)), indexing="ij"),
         dim=-1,
-    ).reshape(1, length, 3)  # [1, L, 3]
-    spare = torch.zeros(batch, 1, 3, device=pos.device, dtype=pos.dtype)
-    centre = torch.cat([pos, spare], dim=1).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
+    ).reshape(1, length, 3))  # [1, L, 3]
+    patch_index = shape_constant(("patches", length, device), lambda: torch.arange(length, device=device)[None])
+    inf, last = shape_constant(("anchor_init", batch, n, length, device, dtype), lambda: (
+        torch.full((batch, n + 1), float("inf"), device=device, dtype=dtype),
+        torch.full((batch, n + 1), length, device=device, dtype=torch.long)))
+    centre = F.pad(pos, (0, 0, 0, 1)).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
     dist = ((coords - centre) ** 2).sum(-1)  # [B, L], each patch's distance to its holder's centre
-    inf = torch.full((batch, n + 1), float("inf"), device=pos.device, dtype=dist.dtype)
     nearest = inf.scatter_reduce(1, holder, dist, reduce="amin")  # [B, n+1]
-    is_nearest = dist == nearest.gather(1, holder)  # [B, L]
-    patch_index = torch.arange(length, device=owner.device).expand(batch, -1)
-    candidate = torch.where(is_nearest & held, patch_index, torch.full_like(patch_index, length))
-    first = torch.full((batch, n + 1), length, device=owner.device, dtype=torch.long)
-    first = first.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
+    candidate = torch.where(dist == nearest.gather(1, holder), patch_index, length)  # [B, L]
+    first = last.scatter_reduce(1, holder, candidate, reduce="amin")[:, :n]  # [B, n]
     if valid is not None:
         first = torch.where(valid, first, torch.zeros_like(first))
     if check and bool((first == length).any()):
@@ -159,6 +178,8 @@ class Layout:
     seat_valid [B*T, p+M] bool: False for empty seats; None when every frame holds M tokens.
     occupied [B, T] float: 1 for frames that hold tokens; None when every frame does.
     padded: some patch tokens are padding (they have no seat).
+    cache: what the blocks derive from the layout and the sizes once (the spatial logits bias), kept
+        with it because the sizes change only where the layout does.
     """
 
     frames: int
@@ -172,42 +193,81 @@ class Layout:
     seat_valid: Optional[Tensor]
     occupied: Optional[Tensor]
     padded: bool
+    cache: dict = field(default_factory=dict, repr=False)  # what blocks derive from it once (attention biases)
 
 
-def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None,
-           static: bool = False) -> Layout:
+# Where a Layout reads nothing from the data (`layout`'s `static`). On an accelerator a host read
+# stalls the device queue (DESIGN.md, "Where the time goes on a GPU"), while padding every frame to
+# min(n, H*W) seats only adds attention work: fixed schedules there take the static layout. On a CPU
+# a host read waits for nothing and the padding is real work (global tome r=8 on the default
+# comparison's tiny model would attend over full frames), so the exact width is read (one sync per
+# reduction). SYNC_FREE_ON_CPU makes a CPU run take the accelerator's path: tests and
+# benchmarks/ops.py count what an accelerator would dispatch.
+SYNC_FREE_ON_CPU = False
+
+
+def static_layout(padded: bool, device: torch.device) -> bool:
+    """Whether the next Layout is built without a host sync: always under torch.compile (one graph);
+    in eager mode for a fixed schedule (no padding rows, i.e. not rlt) off the CPU, or on it with
+    SYNC_FREE_ON_CPU."""
+    if torch.compiler.is_compiling():
+        return True
+    return not padded and (device.type != "cpu" or SYNC_FREE_ON_CPU)
+
+
+def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] = None, static: bool = False,
+           per_frame: Optional[int] = None, whole: bool = False) -> Layout:
     """The Layout of patch tokens `pos` [B, n, 3] (after `num_prefix` prefix tokens) holding the
     patches of `owner` [B, T, H, W]; `valid` as in `anchors`.
 
-    static: no host sync (what torch.compile needs for one graph): every frame gets min(n, H*W)
-    seats, the most any frame can hold, with the empty ones masked, and the temporal mask is always
-    built; the same results as the exact width, with more attention work on padding (which GFLOPs,
-    counted eagerly, do not include)."""
+    What the caller knows from the plans, not from the data, spares host syncs and index work:
+    per_frame: the tokens are T contiguous groups of `per_frame` tokens, group t holding patches of
+        frame t only (TokenState.frames after per-frame merging): every frame holds exactly that many,
+        so the seats are known without looking at the anchors (no sort, no padding, no mask).
+    whole: no patch was discarded (TokenState.discarded is False): no temporal key is missing.
+    static: no host sync (eager forwards of fixed schedules, and what torch.compile needs for one
+        graph): without `per_frame`, every frame gets min(n, H*W) seats, the most any frame can hold,
+        with the empty ones masked; the same results as the exact width, with more attention work on
+        padding (which GFLOPs, counting each video's fullest frame, do not include). Otherwise the
+        exact width is read from the data (one sync; rlt's content-aware tokens, once per forward)
+        and a real token holding no patch is refused."""
     batch, frames, h, w = owner.shape
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
-    placed = place(owner, pos, valid, check=False)
-    homeless = placed.anchor == frames * places  # a real token holding no patch (checked below)
-    buckets = frame_buckets(placed.frame.masked_fill(homeless, 0), frames, valid, min(n, places) if static else None)
-    width = buckets.index.shape[-1]
-    full, complete = False, False
-    if not static:
-        full, complete, broken = torch.stack([buckets.valid.all(), placed.present.all(), homeless.any()]).tolist()
-        if broken:
-            raise ValueError(NO_PATCH)
-    video = torch.arange(batch, device=device)[:, None]  # [B, 1]
+    anchor = anchors(owner, pos, valid, check=False)  # [B, n]; T*H*W for a real token holding no patch
+    video = shape_constant(("video", batch, device), lambda: torch.arange(batch, device=device)[:, None])  # [B, 1]
+    if per_frame is not None and valid is None:
+        width, full = per_frame, True
+        frame_rows, seat_rows = shape_constant(("grouped", batch, frames, per_frame, p, device),
+                                               lambda: _grouped_rows(video, frames, per_frame, p))
+        complete = whole
+    else:
+        homeless = anchor == frames * places  # a real token holding no patch (checked below)
+        buckets = frame_buckets((anchor // places).masked_fill(homeless, 0), frames, valid,
+                                min(n, places) if static else None)
+        width = buckets.index.shape[-1]
+        full, complete = False, whole
+        if not static:
+            full, complete, broken = torch.stack([buckets.valid.all(), (owner >= 0).all(), homeless.any()]).tolist()
+            if broken:
+                raise ValueError(NO_PATCH)
+        members = torch.where(buckets.valid, buckets.index + p, torch.zeros_like(buckets.index))  # [B, T, M]
+        prefix = torch.arange(p, device=device).expand(batch, frames, p)
+        seats = frames * (p + width)
+        seat = buckets.seat // width * (p + width) + p + buckets.seat % width  # [B, n], among the [T, p+M] seats
+        frame_rows = (torch.cat([prefix, members], dim=2).reshape(batch, seats) + video * (p + n)).reshape(-1)
+        seat_rows = torch.where(buckets.seat < frames * width, seat + video * seats,
+                                torch.full_like(seat, batch * seats)).reshape(-1)
     temporal_mask = None
     if not complete:
+        present = owner.reshape(batch, frames, places) >= 0  # [B, T, P]
         # a place dropped in every frame is read by no token: leave it unmasked rather than all -inf
-        keys = placed.present | ~placed.present.any(dim=1, keepdim=True)  # [B, T, P]
+        keys = present | ~present.any(dim=1, keepdim=True)  # [B, T, P]
         temporal_mask = torch.zeros(keys.shape, dtype=pos.dtype, device=device).masked_fill(~keys, float("-inf"))
         temporal_mask = temporal_mask.transpose(1, 2).reshape(batch * places, 1, 1, frames)
-    slots = placed.slots.transpose(1, 2).reshape(batch, places * frames)  # [B, T, P] -> place-major [B, P*T]
-    anchor_slot = (placed.anchor % places) * frames + placed.anchor // places  # [B, n], place-major
-    members = torch.where(buckets.valid, buckets.index + p, torch.zeros_like(buckets.index))  # [B, T, M]
-    prefix = torch.arange(p, device=device).expand(batch, frames, p)
-    seats = frames * (p + width)
-    seat = buckets.seat // width * (p + width) + p + buckets.seat % width  # [B, n], among the [T, p+M] seats
+    # place-major slots: [B, T, H, W] -> [B, P, T], the token holding each (place, frame), 0 where dropped
+    slots = owner.reshape(batch, frames, places).transpose(1, 2).clamp_min(0)
+    anchor_slot = (anchor % places) * frames + anchor // places  # [B, n], place-major
     seat_valid = None
     if not full:
         seat_valid = torch.cat([buckets.valid.new_ones(batch, frames, p), buckets.valid], dim=2)
@@ -216,16 +276,29 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
         frames=frames,
         places=places,
         width=width,
-        slot_rows=(slots + video * n).reshape(-1),
+        slot_rows=(slots + video[:, :, None] * n).reshape(-1),
         anchor_rows=(anchor_slot + video * (places * frames)).reshape(-1),
         temporal_mask=temporal_mask,
-        frame_rows=(torch.cat([prefix, members], dim=2).reshape(batch, seats) + video * (p + n)).reshape(-1),
-        seat_rows=torch.where(buckets.seat < frames * width, seat + video * seats,
-                              torch.full_like(seat, batch * seats)).reshape(-1),
+        frame_rows=frame_rows,
+        seat_rows=seat_rows,
         seat_valid=seat_valid,
         occupied=None if full else (buckets.count > 0).to(pos.dtype),
         padded=valid is not None,
     )
+
+
+def _grouped_rows(video: Tensor, frames: int, per_frame: int, p: int) -> tuple[Tensor, Tensor]:
+    """frame_rows and seat_rows (see Layout) of tokens that are T contiguous groups of `per_frame`:
+    frame t's seats are the prefix, then tokens t*per_frame ... (t+1)*per_frame - 1, in order.
+    video: [B, 1] sample indices."""
+    n, device = frames * per_frame, video.device
+    tokens = torch.arange(n, device=device).view(frames, per_frame)  # [T, m]
+    members = torch.cat([torch.arange(p, device=device).expand(frames, p), tokens + p], dim=1)  # [T, p+m]
+    frame_rows = (members.view(1, -1) + video * (p + n)).reshape(-1)
+    # token i sits at seat t*(p+m) + p + (i - t*m) = i + p*(t+1) among the T*(p+m) seats
+    seat = tokens + p * torch.arange(1, frames + 1, device=device).view(frames, 1)  # [T, m]
+    seat_rows = (seat.view(1, -1) + video * (frames * (p + per_frame))).reshape(-1)
+    return frame_rows, seat_rows
 
 
 def frame_widths(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None) -> Tensor:

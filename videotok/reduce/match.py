@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from videotok.layers.placement import shape_constant
 from videotok.reduce.state import Grid, TokenState
 
 
@@ -24,12 +25,24 @@ class MergePlan:
     (positions stay a centre of mass, sizes still add).
     weighs_mass: the merged tokens' mass is the weighted sum too (vid_tldr: a token merged with
     saliency s adds s times its mass, as its authors' sizes do), not the plain sum.
+    drops: whether some dest may be -1; False where the planner knows none is (every token lands in a
+    slot), so applying the plan skips the masking.
+
+    Every plan keeps the prefix tokens in their own slots (dest[b, i] = i for i < P): `follow_owner`
+    relies on it. dest may also be [1, N], one plan shared by every sample (pooling).
     """
 
-    dest: Tensor  # [B, N] long
+    dest: Tensor  # [B, N] long, or [1, N]
     num_out: int
     weight: Optional[Tensor] = None  # [B, N] float
     weighs_mass: bool = False
+    drops: bool = True
+
+
+def as_float(t: Tensor) -> Tensor:
+    """`t` in float32, without dispatching a no-op cast when it already is (each op is a kernel launch
+    on a GPU, DESIGN.md "Where the time goes on a GPU")."""
+    return t if t.dtype == torch.float32 else t.float()
 
 
 def slots_of_kept(keep: Tensor) -> Tensor:
@@ -47,45 +60,79 @@ def apply_plan(
     frames: Optional[int] = None,
 ) -> TokenState:
     """Merge `state` by `plan`: size- (or mass-) weighted averages of x, size-weighted pos, summed sizes
-    and sources. Everything that is summed per output slot travels in one [B*N, C+5] tensor through
-    one `index_add_` (x times its weight, pos times size, size, weight, mass)."""
+    and sources. Everything that is summed per output slot travels in one [B, N, C+4] tensor through
+    one `scatter_add_` (x times its weight, pos times size, size, and the weight and mass where they
+    differ from size): a handful of ops per plan, whatever it merges."""
     batch, num_tokens, dim = state.x.shape
-    kept = plan.dest >= 0
-    size = state.size * kept  # [B, N]; dropped tokens carry no weight
-    base = size if state.mass is None else state.mass * kept  # what a token counts for in averages
-    weight = base if plan.weight is None else base * plan.weight.float()
-    # every sample's slots after the previous sample's: [B, N] -> rows of [B*num_out]
-    rows = (plan.dest.clamp(min=0) + plan.num_out * torch.arange(batch, device=plan.dest.device)[:, None]).reshape(-1)
-    columns = [state.x.float() * weight.unsqueeze(-1), state.pos * size.unsqueeze(-1), size.unsqueeze(-1),
-               weight.unsqueeze(-1)]
-    if state.mass is not None and not plan.weighs_mass:
+    dest, size, mass = plan.dest, state.size, state.mass
+    if plan.drops:
+        kept = dest >= 0
+        size = size * kept  # [B, N]; dropped tokens carry no weight
+        mass = None if mass is None else mass * kept
+        dest = dest.clamp(min=0)
+    base = size if mass is None else mass  # what a token counts for in averages
+    weight = base if plan.weight is None else base * as_float(plan.weight)
+    size_column = size.unsqueeze(-1)
+    columns = [as_float(state.x) * (size_column if weight is size else weight.unsqueeze(-1)),
+               state.pos * size_column, size_column]
+    if weight is not size:
+        columns.append(weight.unsqueeze(-1))
+    if mass is not None and not plan.weighs_mass:
         columns.append(base.unsqueeze(-1))
-    values = torch.cat(columns, dim=-1)  # [B, N, C+5(+1)]
-    summed = values.new_zeros(batch * plan.num_out, values.shape[-1]).index_add_(0, rows, values.reshape(-1, values.shape[-1]))
-    summed = summed.reshape(batch, plan.num_out, -1)  # [B, num_out, C+5(+1)]
-    new_size, weight_sum = summed[..., dim + 3], summed[..., dim + 4]
-    x = (summed[..., :dim] / weight_sum.clamp_min(1e-12).unsqueeze(-1)).to(state.x.dtype)
-    pos = summed[..., dim : dim + 3] / new_size.clamp_min(1e-12).unsqueeze(-1)
-    mass = weight_sum if plan.weighs_mass else (None if state.mass is None else summed[..., dim + 5])
+    values = torch.cat(columns, dim=-1)  # [B, N, C+4(+1)(+1)]
+    summed = _sum_into_slots(values, dest, plan.num_out)  # [B, num_out, C+4(+1)(+1)]
+    new_size = summed[..., dim + 3].contiguous()  # read flat by the blocks (views of a contiguous tensor)
+    size_sum = summed[..., dim + 3 : dim + 4].clamp_min(1e-12)
+    weight_sum = size_sum if weight is size else summed[..., dim + 4 : dim + 5].clamp_min(1e-12)
+    x = summed[..., :dim] / weight_sum
+    if x.dtype != state.x.dtype:
+        x = x.to(state.x.dtype)
+    pos = summed[..., dim : dim + 3] / size_sum
+    if plan.weighs_mass:
+        mass = new_size if weight is size else summed[..., dim + 4]
+    elif mass is not None:
+        mass = summed[..., -1]
     source = None
     if state.source is not None:
-        index = plan.dest.clamp(min=0).unsqueeze(-1).expand(-1, -1, state.source.shape[-1])
-        source = state.source.new_zeros(batch, plan.num_out, state.source.shape[-1]).scatter_add_(
-            1, index, state.source * kept.unsqueeze(-1))
+        index = dest.expand(batch, -1).unsqueeze(-1).expand(-1, -1, state.source.shape[-1])
+        kept_source = state.source * kept.unsqueeze(-1) if plan.drops else state.source
+        source = state.source.new_zeros(batch, plan.num_out, state.source.shape[-1]).scatter_add_(1, index, kept_source)
     merged = state.merged or bool(plan.num_out < num_tokens)
     owner = None if state.owner is None else follow_owner(state.owner, plan.dest, state.num_prefix)
-    return state.replace(x=x, size=new_size.contiguous(), pos=pos, grid=grid, frames=frames, source=source,
-                         merged=merged, owner=owner, mass=None if mass is None else mass.contiguous())
+    return state.replace(x=x, size=new_size, pos=pos, grid=grid, frames=frames, source=source, merged=merged,
+                         owner=owner, mass=mass, discarded=state.discarded or plan.drops)
+
+
+def _sum_into_slots(values: Tensor, dest: Tensor, num_out: int) -> Tensor:
+    """values [B, N, K] summed into the slots `dest` [B, N] (or [1, N], shared) names, every slot's
+    addends in token order: [B, num_out, K]."""
+    batch, _, width = values.shape
+    out = values.new_zeros(batch, num_out, width)
+    if dest.shape[0] == 1 and batch > 1:
+        return out.index_add_(1, dest[0], values)
+    return out.scatter_add_(1, dest.unsqueeze(-1).expand(-1, -1, width), values)
 
 
 def follow_owner(owner: Tensor, dest: Tensor, num_prefix: int) -> Tensor:
     """Where each original patch lives after a plan: owner [B, T, H, W] (patch-token indices, -1 =
-    dropped) through dest [B, P + n] -> the new owner map. A patch merged into a prefix slot counts as
-    dropped (it no longer has a place of its own)."""
+    dropped) through dest [B, P + n] (or [1, P + n]) -> the new owner map. A patch merged into a prefix
+    slot counts as dropped (it no longer has a place of its own).
+
+    Read as one gather: patch token j is token j + P, and a dropped patch (-1) reads token P - 1, a
+    prefix token, which every plan keeps in its slot P - 1: every prefix slot, a dropped token (-1) and
+    a patch already dropped all land below 0, which the clamp makes -1. Without a prefix a -1 column
+    leads the plan instead."""
     batch = owner.shape[0]
     flat = owner.reshape(batch, -1)  # [B, T*H*W]
-    moved = dest.expand(batch, -1).gather(1, flat.clamp_min(0) + num_prefix) - num_prefix  # [B, T*H*W]
-    moved = torch.where((flat >= 0) & (moved >= 0), moved, torch.full_like(moved, -1))
+    shift = num_prefix  # where patch token 0 sits in dest
+    if num_prefix == 0:
+        dest, shift = torch.nn.functional.pad(dest, (1, 0), value=-1), 1  # [B, 1 + n]
+    if dest.shape[0] != batch:
+        dest = dest.expand(batch, -1)
+    moved = dest.gather(1, flat + shift)  # [B, T*H*W] the slot of each patch's token
+    if num_prefix:
+        moved = moved.sub_(num_prefix)
+    moved = moved.clamp_min_(-1)
     return moved.reshape(owner.shape)
 
 
@@ -112,28 +159,50 @@ def bipartite_soft_matching(metric: Tensor, r: int, num_prefix: int = 1) -> Merg
 
     Tokens alternate into sets A (even) and B (odd); each A token finds its most similar B token and
     the r most similar edges are merged. Prefix tokens are never merged; r is capped at half the
-    mergeable tokens. Kept tokens keep their order, so the prefix stays first. The sets are strided
-    views (A from the first even index past the prefix, B from the first odd one), not index copies.
+    mergeable tokens. Kept tokens keep their order, so the prefix stays first.
     """
-    batch, num_tokens, _ = metric.shape
-    first_a = num_prefix + num_prefix % 2  # first mergeable even index
-    first_b = num_prefix + 1 - num_prefix % 2  # first mergeable odd index
-    size_a = len(range(first_a, num_tokens, 2))
-    r = min(r, size_a, (num_tokens - num_prefix) // 2)
+    return bipartite_plan(metric, r, num_prefix, first_a=num_prefix % 2)
+
+
+def bipartite_plan(keys: Tensor, r: int, num_prefix: int, groups: int = 1, first_a: int = 0,
+                   tube: bool = False) -> MergePlan:
+    """Bipartite soft matching inside each of `groups` equal, contiguous groups of the patch tokens of
+    `keys` [B, P + G*n, D] (G = 1: all of them; G = T: each frame), r merges per group, as one plan
+    over the whole sequence: the prefix keeps its slots and each group's outputs follow the previous
+    group's, so per-frame groups stay T equal, contiguous groups.
+
+    In each group, A = the patch tokens first_a, first_a + 2, ... and B the others (ToMe's even and odd
+    tokens: first_a = P % 2 over the whole sequence, 0 within a frame); r is capped at half the group.
+    tube: one matching, on the group-averaged metric, applied to every group (the same merges in
+    every frame). The sets are strided views and the plan is written in place through them: about 25
+    ops whatever G, no host sync.
+    """
+    batch, total, _ = keys.shape
+    n = (total - num_prefix) // groups
+    first_b = 1 - first_a
+    r = min(r, len(range(first_a, n, 2)), n // 2)
     if r <= 0:
-        return MergePlan(dest=torch.arange(num_tokens, device=metric.device).expand(batch, -1).clone(),
-                         num_out=num_tokens)
-    metric = metric.float()  # bf16 similarities tie and flip merge decisions
+        return MergePlan(dest=torch.arange(total, device=keys.device).expand(batch, -1), num_out=total, drops=False)
+    metric = keys[:, num_prefix:].reshape(batch, groups, n, -1)  # [B, G, n, D]
+    if tube:
+        metric = metric.mean(dim=1, keepdim=True)  # [B, 1, n, D]
+    metric = as_float(metric)  # bf16 similarities tie and flip merge decisions
     metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    scores = metric[:, first_a::2] @ metric[:, first_b::2].transpose(1, 2)  # [B, |A|, |B|]
-    best_score, best_b = scores.max(dim=-1)  # [B, |A|]
-    merged_a = best_score.argsort(dim=-1, descending=True)[:, :r]  # [B, r] positions within A
-    src_tokens = first_a + 2 * merged_a  # [B, r] token indices that disappear
-    dst_tokens = first_b + 2 * best_b.gather(1, merged_a)  # [B, r] token they join
-    keep = torch.ones(batch, num_tokens, dtype=torch.bool, device=metric.device).scatter_(1, src_tokens, False)
-    slots = slots_of_kept(keep)
-    dest = slots.scatter(1, src_tokens, slots.gather(1, dst_tokens))
-    return MergePlan(dest=dest, num_out=num_tokens - r)
+    scores = metric[:, :, first_a::2] @ metric[:, :, first_b::2].transpose(-1, -2)  # [B, G, |A|, |B|]
+    best_score, best_b = scores.max(dim=-1)  # [B, G, |A|]
+    merged_a = best_score.argsort(dim=-1, descending=True)[..., :r]  # [B, G, r] positions within A
+    joined_b = best_b.gather(-1, merged_a)  # [B, G, r] positions within B
+    if tube:
+        merged_a, joined_b = merged_a.expand(-1, groups, -1), joined_b.expand(-1, groups, -1)
+    keep = torch.ones(batch, groups, n, dtype=torch.long, device=keys.device)
+    keep[..., first_a::2].scatter_(-1, merged_a, 0)
+    # kept patch tokens' output slots, in order, after the prefix's: [B, G, n] -> [B, G*n] -> [B, G, n]
+    slots = keep.view(batch, -1).cumsum(dim=1).add_(num_prefix - 1).view(batch, groups, n)
+    joined = slots[..., first_b::2].gather(-1, joined_b)  # [B, G, r] the slots they join
+    slots[..., first_a::2].scatter_(-1, merged_a, joined)
+    prefix = shape_constant(("prefix", batch, num_prefix, keys.device), lambda: torch.arange(
+        num_prefix, device=keys.device).expand(batch, -1))
+    return MergePlan(dest=torch.cat([prefix, slots.view(batch, -1)], dim=1), num_out=total - groups * r, drops=False)
 
 
 def merge_into_plan(keep: Tensor, target: Tensor, num_out: Optional[int] = None) -> MergePlan:
@@ -145,7 +214,7 @@ def merge_into_plan(keep: Tensor, target: Tensor, num_out: Optional[int] = None)
     """
     slots = slots_of_kept(keep)
     dest = torch.where(keep, slots, slots.gather(1, target))
-    return MergePlan(dest=dest, num_out=kept_count(keep, num_out))
+    return MergePlan(dest=dest, num_out=kept_count(keep, num_out), drops=False)
 
 
 def keep_fuse_plan(keep: Tensor, fuse: bool = True, weight: Optional[Tensor] = None,
@@ -157,7 +226,7 @@ def keep_fuse_plan(keep: Tensor, fuse: bool = True, weight: Optional[Tensor] = N
     if not fuse:
         return plan
     dest = torch.where(keep, plan.dest, torch.full_like(plan.dest, plan.num_out))
-    return MergePlan(dest=dest, num_out=plan.num_out + 1, weight=weight)
+    return MergePlan(dest=dest, num_out=plan.num_out + 1, weight=weight, drops=False)
 
 
 def per_frame_plan(frame_plan: MergePlan, batch: int, frames: int, num_prefix: int) -> MergePlan:
@@ -176,7 +245,8 @@ def per_frame_plan(frame_plan: MergePlan, batch: int, frames: int, num_prefix: i
     if frame_plan.weight is not None:
         ones = frame_plan.weight.new_ones(batch, num_prefix)
         weight = torch.cat([ones, frame_plan.weight.reshape(batch, -1)], dim=1)
-    return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_prefix + frames * per_frame, weight=weight)
+    return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_prefix + frames * per_frame, weight=weight,
+                     drops=frame_plan.drops)
 
 
 def pool_plan(grid: Grid, kernel: int, temporal: int, num_prefix: int, device: torch.device) -> tuple[MergePlan, Grid]:
@@ -193,4 +263,4 @@ def pool_plan(grid: Grid, kernel: int, temporal: int, num_prefix: int, device: t
     cell = (ti[:, None, None] * new[1] + hi[None, :, None]) * new[2] + wi[None, None, :]  # [T, H, W]
     prefix = torch.arange(num_prefix, device=device)
     dest = torch.cat([prefix, num_prefix + cell.reshape(-1)]).unsqueeze(0)  # [1, P + THW]
-    return MergePlan(dest=dest, num_out=num_prefix + new[0] * new[1] * new[2]), new
+    return MergePlan(dest=dest, num_out=num_prefix + new[0] * new[1] * new[2], drops=False), new

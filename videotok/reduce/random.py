@@ -46,14 +46,14 @@ def random_plan(noise: Tensor, target_noise: Tensor, remove: int, num_prefix: in
     removed = noise.topk(remove, dim=1, largest=False).indices  # [B, remove]
     keep = torch.ones_like(noise, dtype=torch.bool).scatter_(1, removed, False)
     if drop:
-        return keep_plan(keep)
+        return keep_plan(keep, num_out=num_tokens - remove)
     survivors = num_tokens - remove - num_prefix
     # removed token i joins the j-th surviving non-prefix token, j uniform in [0, survivors)
     j = (target_noise[:, :remove] * survivors).long().clamp_max(survivors - 1)  # [B, remove]
     rank = keep.long().cumsum(1)  # [B, N]: 1-based rank of each kept token among the kept
     joined = torch.searchsorted(rank, (j + num_prefix + 1).contiguous())  # token index with that rank
     target = torch.zeros_like(noise, dtype=torch.long).scatter_(1, removed, joined)  # [B, N]
-    return merge_into_plan(keep, target)
+    return merge_into_plan(keep, target, num_out=num_tokens - remove)
 
 
 @register_reducer("random")
@@ -98,6 +98,7 @@ class RandomReduction(Reducer):
         self.schedule: dict[int, int] = {}  # block -> r (used with r)
         self.active: tuple[int, ...] = ()
         self._train_generator = torch.Generator().manual_seed(self.seed)
+        self._eval_noise: dict[tuple, tuple[Tensor, Tensor]] = {}
 
     def bind(self, spec: BackboneSpec) -> None:
         super().bind(spec)
@@ -123,19 +124,25 @@ class RandomReduction(Reducer):
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest() if layer in self.active else None
 
-    def _noise(self, layer: int, batch: int, groups: int, num_tokens: int) -> tuple[Tensor, Tensor]:
+    def _noise(self, layer: int, batch: int, groups: int, num_tokens: int,
+               device: torch.device) -> tuple[Tensor, Tensor]:
         """Two [batch * groups, num_tokens] uniform draws (which tokens go, where they go).
 
         Training: independent per sample and group. Eval: one draw per group (frame) from a generator
-        seeded by (seed, block, token count), repeated for every sample; see the module doc.
+        seeded by (seed, block, token count), repeated for every sample; see the module doc. The eval
+        draw is made once per (block, shape, device) and kept: copying a fresh CPU draw to a GPU at
+        every block would make the host wait for the device.
         """
         if self.training:
-            noise = torch.rand(2, batch * groups, num_tokens, generator=self._train_generator)
-        else:
+            noise = torch.rand(2, batch * groups, num_tokens, generator=self._train_generator).to(device)
+            return noise[0], noise[1]
+        key = (layer, batch, groups, num_tokens, device, torch.is_inference_mode_enabled())
+        if key not in self._eval_noise:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + layer * 10_007 + num_tokens)
             noise = torch.rand(2, 1, groups, num_tokens, generator=gen).expand(2, batch, groups, num_tokens)
-            noise = noise.reshape(2, batch * groups, num_tokens)  # [2, B, G, N] -> [2, B*G, N]
-        return noise[0], noise[1]
+            noise = noise.reshape(2, batch * groups, num_tokens).to(device)  # [2, B, G, N] -> [2, B*G, N]
+            self._eval_noise[key] = (noise[0], noise[1])
+        return self._eval_noise[key]
 
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
         b, p = state.x.shape[0], state.num_prefix
@@ -144,7 +151,7 @@ class RandomReduction(Reducer):
             remove = self.amount(layer, state.num_patches)
             if remove == 0:
                 return state
-            noise, target = (v.to(state.x.device) for v in self._noise(layer, b, 1, state.num_tokens))
+            noise, target = self._noise(layer, b, 1, state.num_tokens, state.x.device)
             return apply_plan(state, random_plan(noise, target, remove, p, drop), grid=None, frames=None)
         frames = state.frames
         if frames is None:
@@ -153,7 +160,7 @@ class RandomReduction(Reducer):
         remove = self.amount(layer, n)
         if remove == 0:
             return state
-        noise, target = (v.to(state.x.device) for v in self._noise(layer, b, frames, n))
+        noise, target = self._noise(layer, b, frames, n, state.x.device)
         plan = per_frame_plan(random_plan(noise, target, remove, 0, drop), b, frames, p)
         return apply_plan(state, plan, grid=None, frames=frames)
 

@@ -48,6 +48,9 @@ class TokenState:
              key in every attention and is left out of pooling (see `valid`). Nothing merges it
              into real tokens: rlt is the model's one reducer and nothing runs after it, and
              apply_plan weighs a size-0 token at zero, so no merge could move a real token anyway.
+    discarded: True once a plan may have discarded patches (then `owner` holds -1 somewhere); False
+             while every original patch is known to be held by a token, from the plans alone (no look
+             at the data), so divided attention knows no temporal key is missing without a host sync.
     layout:  the videotok.layers.placement.Layout divided attention computed from `owner`, `pos` and
              the padding, kept so the blocks between two reductions place the tokens once; `replace`
              drops it whenever one of those changes.
@@ -65,6 +68,7 @@ class TokenState:
     owner: Optional[Tensor] = None
     mass: Optional[Tensor] = None
     padded: bool = False
+    discarded: bool = False
     layout: Optional[Any] = None
 
     @classmethod

@@ -22,7 +22,7 @@ from typing import Optional
 
 from videotok.layers.attention import AttnInfo, AttnRequest
 from videotok.reduce.base import BackboneSpec, Reducer
-from videotok.reduce.match import MergePlan, apply_plan, bipartite_soft_matching, per_frame_plan
+from videotok.reduce.match import apply_plan, bipartite_plan
 from videotok.reduce.registry import register_reducer
 from videotok.reduce.schedule import LayersArg, check_r_schedule, parse_layers, r_per_layer
 from videotok.reduce.state import TokenState
@@ -71,28 +71,16 @@ class ToMe(Reducer):
 
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
         r = self.schedule.get(layer, 0)
+        p = state.num_prefix
         if self.scope == "global":
-            plan = bipartite_soft_matching(info.keys, r, state.num_prefix)
-            if plan.num_out == state.num_tokens:
-                return state
-            return apply_plan(state, plan, grid=None, frames=None)
+            plan = bipartite_plan(info.keys, r, p, first_a=p % 2)
+            return state if plan.num_out == state.num_tokens else apply_plan(state, plan, grid=None, frames=None)
         frames = state.frames
         if frames is None:
             raise ValueError(f"tome scope={self.scope!r} at block {layer}: the tokens no longer form per-frame groups")
-        b, _, d = info.keys.shape
-        p = state.num_prefix
-        keys = info.keys[:, p:].reshape(b, frames, -1, d)  # [B, P + T*n, d] -> [B, T, n, d]
-        if self.scope == "tube":
-            tube_plan = bipartite_soft_matching(keys.mean(dim=1), r, num_prefix=0)  # one plan, [B, n]
-            n = keys.shape[2]
-            dest = tube_plan.dest.unsqueeze(1).expand(b, frames, n).reshape(b * frames, n)  # the same in every frame
-            frame_plan = MergePlan(dest=dest, num_out=tube_plan.num_out)
-        else:
-            frame_plan = bipartite_soft_matching(keys.reshape(b * frames, -1, d), r, num_prefix=0)  # [B*T, n]
-        if frame_plan.num_out == keys.shape[2]:
-            return state
-        plan = per_frame_plan(frame_plan, b, frames, p)
-        return apply_plan(state, plan, grid=None, frames=frames)
+        # r merges inside every frame (scope=tube: the same ones, from the frame-averaged keys)
+        plan = bipartite_plan(info.keys, r, p, groups=frames, tube=self.scope == "tube")
+        return state if plan.num_out == state.num_tokens else apply_plan(state, plan, grid=None, frames=frames)
 
     def extra_repr(self) -> str:
         return f"r={self.r}, layers={self.layers}, inflection={self.inflection}, scope={self.scope}"
