@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from videotok.models.base import VideoBackbone
 from videotok.models.published import Preprocessing
 from videotok.patching import backbone_of, is_patched, patch, unpatch
-from videotok.patching.host import attach_reducer
+from videotok.patching.host import attach_reducer, fit_reducer
 from videotok.reduce.base import Reducer
 from videotok.reduce.choice import ReducerChoice
 from videotok.reduce.registry import build_reducer, list_reducers
@@ -172,12 +172,9 @@ def set_reducer(model: nn.Module, reducer: ReducerLike, **reducer_args: Any) -> 
 def using_reducer(model: nn.Module, reducer: ReducerLike, **reducer_args: Any) -> Iterator[nn.Module]:
     """`set_reducer` for a `with` block; the model's own reducer is back afterwards, whatever happens."""
     backbone = _backbone(model)
-    previous = backbone.reducer
-    set_reducer(model, reducer, **reducer_args)
-    try:
+    built = fit_reducer(backbone, _reducer(reducer if reducer is not None else "none", reducer_args))
+    with backbone.reducer_swapped(built):
         yield model
-    finally:
-        backbone.reducer = previous
 
 
 def count_gflops(model: nn.Module, clip: Optional[Tensor] = None) -> float:

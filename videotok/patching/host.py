@@ -43,14 +43,19 @@ def backbone_of(model: nn.Module) -> nn.Module:
     return getattr(model, ATTRIBUTE)
 
 
+def fit_reducer(backbone: nn.Module, reducer: Reducer) -> Reducer:
+    """`reducer` bound to `backbone`, on the device and dtype of the backbone's weights. Raises
+    ValueError (from `bind`) where the strategy does not fit the backbone."""
+    reducer.bind(backbone.spec)
+    weight = next(p for p in backbone.parameters() if not p.is_meta)
+    return reducer.to(device=weight.device, dtype=weight.dtype if weight.is_floating_point() else None)
+
+
 def attach_reducer(backbone: nn.Module, reducer: Reducer) -> Reducer:
     """Bind `reducer` to `backbone` and make it the one its blocks use, on the device and dtype of the
     backbone's weights and in its train/eval mode. Raises ValueError (from `bind`) where the strategy
     does not fit the backbone, before anything is replaced."""
-    reducer.bind(backbone.spec)
-    weight = next(p for p in backbone.parameters() if not p.is_meta)
-    reducer.to(device=weight.device, dtype=weight.dtype if weight.is_floating_point() else None)
-    reducer.train(backbone.training)
+    fit_reducer(backbone, reducer).train(backbone.training)
     backbone.reducer = reducer
     return reducer
 
