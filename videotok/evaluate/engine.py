@@ -251,8 +251,9 @@ def run_pass(
     run_id = fabric.broadcast(uuid.uuid4().hex[:12] if fabric.is_global_zero else None)
 
     # every module a row's forward runs is in eval mode for the whole pass (a swapped reducer takes
-    # its host's mode in `active`); the modes they came with are restored at the end
-    modes = {id(module): module.training for row in rows for module in (row.model, row.reducer) if module is not None}
+    # its host's mode in `active`, and has its own back after each forward); the models' modes are
+    # restored at the end
+    modes = {id(row.model): row.model.training for row in rows}
     for row in rows:
         row.model.to(device).eval()
         if row.reducer is not None:
@@ -306,8 +307,6 @@ def run_pass(
         flush()
         for row in rows:
             row.model.train(modes[id(row.model)])
-            if row.reducer is not None:
-                row.reducer.train(modes[id(row.reducer)])
 
     mine = (*collected.this_run(), totals.to_dict())
     gathered = _gather(fabric, mine)
