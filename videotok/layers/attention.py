@@ -215,7 +215,8 @@ class Attention(nn.Module):
         info = AttnInfo()
         if request.keys:
             info.keys = k.mean(dim=1)  # [B, N, d], head-averaged
-        bias = size_bias(size, torch.float32, valid)
+        scored = request.cls_attn or request.received_attn  # the only readers of the bias (3 ops a block)
+        bias = size_bias(size, torch.float32, valid) if scored else None
         if request.cls_attn:
             if num_prefix < 1:
                 raise ValueError("CLS attention was requested from a model without a CLS token")
