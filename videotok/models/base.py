@@ -213,7 +213,13 @@ class VideoBackbone(nn.Module):
     def with_cls(self, x: Tensor, grid: Grid) -> TokenState:
         """Patch tokens [B', N, C] of `grid` -> the TokenState [B', 1 + N, C] with the CLS token first."""
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
-        return TokenState.from_grid(self.pos_drop(torch.cat([cls, x], dim=1)), grid, num_prefix=self.num_prefix)
+        return TokenState.from_grid(self.pos_drop(torch.cat([cls, x], dim=1)), grid, num_prefix=self.num_prefix,
+                                    places=self.places_tokens)
+
+    @property
+    def places_tokens(self) -> bool:
+        """Whether merged tokens are placed at their patches (divided attention reads TokenState.owner)."""
+        return any(block.divided for block in self.blocks)
 
     def embed(self, video: Tensor) -> TokenState:
         raise NotImplementedError

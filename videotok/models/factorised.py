@@ -49,7 +49,7 @@ class FactorisedViViT(VideoBackbone):
         frames = self.pool(self.forward_tokens(video, trace, blocks)).reshape(b, t, -1)  # [B*T', C] -> [B, T', C]
         cls = self.temporal_cls_token.expand(b, -1, -1)
         x = torch.cat([cls, frames], dim=1) + self.temporal_pos_embed  # [B, 1 + T', C]
-        state = TokenState.from_grid(x, (t, 1, 1), num_prefix=1)
+        state = TokenState.from_grid(x, (t, 1, 1), num_prefix=1, places=False)  # joint temporal blocks
         for block in self.temporal_blocks:
             state = block(state)
         return self.pool(state.replace(x=self.temporal_norm(state.x)))

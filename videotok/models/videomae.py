@@ -64,7 +64,7 @@ class VideoMAE(VideoBackbone):
         x = self.patch_tokens(video)  # [B, T', H'W', C]
         b, t, hw, c = x.shape
         x = x.reshape(b, t * hw, c) + self.pos_table.to(x.dtype)  # [B, T'H'W', C]
-        return TokenState.from_grid(self.pos_drop(x), self.grid, num_prefix=0)
+        return TokenState.from_grid(self.pos_drop(x), self.grid, num_prefix=0, places=self.places_tokens)
 
     def forward_features(self, video: Tensor, trace: Optional[list[int]] = None,
                          blocks: Optional[list[BlockInput]] = None) -> Tensor:

@@ -72,8 +72,11 @@ class TokenState:
     layout: Optional[Any] = None
 
     @classmethod
-    def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False) -> "TokenState":
-        """Start state for `x` = [prefix; patch tokens of `grid` in t-major order]."""
+    def from_grid(cls, x: Tensor, grid: Grid, num_prefix: int, track_source: bool = False,
+                  places: bool = True) -> "TokenState":
+        """Start state for `x` = [prefix; patch tokens of `grid` in t-major order]. places: track `owner`
+        (divided attention places merged tokens by it); joint attention reads no owner, and following it
+        through every merge costs ops for nothing."""
         batch, num_tokens, _ = x.shape
         t, h, w = grid
         if num_tokens != num_prefix + t * h * w:
@@ -94,7 +97,9 @@ class TokenState:
         source = None
         if track_source:
             source = torch.eye(num_tokens, device=device, dtype=torch.float32).unsqueeze(0).expand(batch, -1, -1)
-        owner = torch.arange(t * h * w, device=device).reshape(1, t, h, w).expand(batch, -1, -1, -1)  # [B, T, H, W]
+        owner = None
+        if places:
+            owner = torch.arange(t * h * w, device=device).reshape(1, t, h, w).expand(batch, -1, -1, -1)  # [B, T, H, W]
         return cls(x=x, size=size, pos=pos, grid=grid, num_prefix=num_prefix, source=source, frames=t, owner=owner)
 
     @property
