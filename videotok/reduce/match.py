@@ -81,8 +81,10 @@ def apply_plan(
         columns.append(base.unsqueeze(-1))
     values = torch.cat(columns, dim=-1)  # [B, N, C+4(+1)(+1)]
     summed = _sum_into_slots(values, dest, plan.num_out)  # [B, num_out, C+4(+1)(+1)]
-    new_size = summed[..., dim + 3].contiguous()  # read flat by the blocks (views of a contiguous tensor)
-    size_sum = summed[..., dim + 3 : dim + 4].clamp_min(1e-12)
+    new_size = summed[..., dim + 3]  # [B, num_out], a strided view
+    size_sum = summed[..., dim + 3 : dim + 4]
+    if plan.drops or state.padded:  # only then may a slot hold no size (every slot holds a kept token)
+        size_sum = size_sum.clamp_min(1e-12)
     weight_sum = size_sum if weight is size else summed[..., dim + 4 : dim + 5].clamp_min(1e-12)
     x = summed[..., :dim] / weight_sum
     if x.dtype != state.x.dtype:
@@ -187,17 +189,21 @@ def bipartite_plan(keys: Tensor, r: int, num_prefix: int, groups: int = 1, first
     if tube:
         metric = metric.mean(dim=1, keepdim=True)  # [B, 1, n, D]
     metric = as_float(metric)  # bf16 similarities tie and flip merge decisions
-    metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    # no clamp (as ToMe): a zero key only makes its own scores NaN, and scores choose indices, never values
+    metric = metric / metric.norm(dim=-1, keepdim=True)
     scores = metric[:, :, first_a::2] @ metric[:, :, first_b::2].transpose(-1, -2)  # [B, G, |A|, |B|]
     best_score, best_b = scores.max(dim=-1)  # [B, G, |A|]
-    merged_a = best_score.argsort(dim=-1, descending=True)[..., :r]  # [B, G, r] positions within A
+    merged_a = best_score.topk(r, dim=-1).indices  # [B, G, r] positions within A (any order: a set)
     joined_b = best_b.gather(-1, merged_a)  # [B, G, r] positions within B
     if tube:
         merged_a, joined_b = merged_a.expand(-1, groups, -1), joined_b.expand(-1, groups, -1)
     keep = torch.ones(batch, groups, n, dtype=torch.long, device=keys.device)
     keep[..., first_a::2].scatter_(-1, merged_a, 0)
     # kept patch tokens' output slots, in order, after the prefix's: [B, G, n] -> [B, G*n] -> [B, G, n]
-    slots = keep.view(batch, -1).cumsum(dim=1).add_(num_prefix - 1).view(batch, groups, n)
+    slots = keep.view(batch, -1).cumsum(dim=1)
+    if num_prefix != 1:
+        slots = slots.add_(num_prefix - 1)
+    slots = slots.view(batch, groups, n)
     joined = slots[..., first_b::2].gather(-1, joined_b)  # [B, G, r] the slots they join
     slots[..., first_a::2].scatter_(-1, merged_a, joined)
     prefix = shape_constant(("prefix", batch, num_prefix, keys.device), lambda: torch.arange(
