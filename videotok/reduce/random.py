@@ -15,7 +15,8 @@ Randomness (our choice, made for the invariants):
   eval  one draw per (seed, block, token count), shared by every sample of every batch: the output of
         a sample never depends on the other samples in its batch, and evaluation is reproducible.
         The pattern is therefore the same for every clip of a run; average several seeds to
-        average over patterns.
+        average over patterns. Being fixed, the plan is made once per block and shape and kept
+        (one plan row shared by the batch): an evaluation forward only applies it.
   train fresh, independent draws per sample at every call from a generator seeded with `seed`.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ class RandomReduction(Reducer):
         self.schedule: dict[int, int] = {}  # block -> r (used with r)
         self.active: tuple[int, ...] = ()
         self._train_generator = torch.Generator().manual_seed(self.seed)
-        self._eval_noise: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._eval_plans: dict[tuple, MergePlan] = {}
 
     def bind(self, spec: BackboneSpec) -> None:
         super().bind(spec)
@@ -124,44 +125,56 @@ class RandomReduction(Reducer):
     def request(self, layer: int, state: TokenState) -> Optional[AttnRequest]:
         return AttnRequest() if layer in self.active else None
 
-    def _noise(self, layer: int, batch: int, groups: int, num_tokens: int,
-               device: torch.device) -> tuple[Tensor, Tensor]:
-        """Two [batch * groups, num_tokens] uniform draws (which tokens go, where they go).
+    def _training_noise(self, batch: int, groups: int, num_tokens: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Two [batch * groups, num_tokens] uniform draws (which tokens go, where they go), independent
+        per sample and group, from the training generator."""
+        noise = torch.rand(2, batch * groups, num_tokens, generator=self._train_generator).to(device)
+        return noise[0], noise[1]
 
-        Training: independent per sample and group. Eval: one draw per group (frame) from a generator
-        seeded by (seed, block, token count), repeated for every sample; see the module doc. The eval
-        draw is made once per (block, shape, device) and kept: copying a fresh CPU draw to a GPU at
-        every block would make the host wait for the device.
-        """
-        if self.training:
-            noise = torch.rand(2, batch * groups, num_tokens, generator=self._train_generator).to(device)
-            return noise[0], noise[1]
-        key = (layer, batch, groups, num_tokens, device, torch.is_inference_mode_enabled())
-        if key not in self._eval_noise:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + layer * 10_007 + num_tokens)
-            noise = torch.rand(2, 1, groups, num_tokens, generator=gen).expand(2, batch, groups, num_tokens)
-            noise = noise.reshape(2, batch * groups, num_tokens).to(device)  # [2, B, G, N] -> [2, B*G, N]
-            self._eval_noise[key] = (noise[0], noise[1])
-        return self._eval_noise[key]
+    def _eval_noise(self, layer: int, groups: int, num_tokens: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The eval draw: two [groups, num_tokens] draws from a generator seeded by (seed, block,
+        token count), the same for every sample (see the module doc)."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + layer * 10_007 + num_tokens)
+        noise = torch.rand(2, groups, num_tokens, generator=gen).to(device)
+        return noise[0], noise[1]
+
+    def _plan(self, layer: int, batch: int, p: int, frames: Optional[int], num_tokens: int, remove: int,
+              device: torch.device) -> MergePlan:
+        """The plan of block `layer` over [B, num_tokens] tokens (`frames` equal groups of patch tokens
+        after the prefix for scope="frame", None for scope="global"). In eval it is fixed: made once
+        per (block, shape, device) with dest [1, N], shared by every sample, and kept: copying a fresh
+        CPU draw to a GPU, or planning again, at every block would cost host time for nothing."""
+        key = (layer, p, frames, num_tokens, remove, device, torch.is_inference_mode_enabled())
+        if not self.training and key in self._eval_plans:
+            return self._eval_plans[key]
+        drop = self.mode == "drop"
+        groups = frames or 1
+        per_group = num_tokens if frames is None else (num_tokens - p) // frames
+        noise, target = (self._training_noise(batch, groups, per_group, device) if self.training
+                         else self._eval_noise(layer, groups, per_group, device))
+        if frames is None:
+            plan = random_plan(noise, target, remove, p, drop)
+        else:
+            plan = per_frame_plan(random_plan(noise, target, remove, 0, drop), batch if self.training else 1, frames, p)
+        if not self.training:
+            self._eval_plans[key] = plan
+        return plan
 
     def reduce(self, state: TokenState, info: AttnInfo, layer: int) -> TokenState:
-        b, p = state.x.shape[0], state.num_prefix
-        drop = self.mode == "drop"
+        b, device = state.x.shape[0], state.x.device
         if self.scope == "global":
             remove = self.amount(layer, state.num_patches)
             if remove == 0:
                 return state
-            noise, target = self._noise(layer, b, 1, state.num_tokens, state.x.device)
-            return apply_plan(state, random_plan(noise, target, remove, p, drop), grid=None, frames=None)
+            plan = self._plan(layer, b, state.num_prefix, None, state.num_tokens, remove, device)
+            return apply_plan(state, plan, grid=None, frames=None)
         frames = state.frames
         if frames is None:
             raise ValueError(f"random scope='frame' at block {layer}: the tokens no longer form per-frame groups")
-        n = state.num_patches // frames
-        remove = self.amount(layer, n)
+        remove = self.amount(layer, state.num_patches // frames)
         if remove == 0:
             return state
-        noise, target = self._noise(layer, b, frames, n, state.x.device)
-        plan = per_frame_plan(random_plan(noise, target, remove, 0, drop), b, frames, p)
+        plan = self._plan(layer, b, state.num_prefix, frames, state.num_tokens, remove, device)
         return apply_plan(state, plan, grid=None, frames=frames)
 
     def extra_repr(self) -> str:
