@@ -76,19 +76,21 @@ class Placement:
         return self.slots.gather(2, where).transpose(1, 2)
 
 
-def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: bool = True) -> Tensor:
+def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: bool = True,
+            whole: bool = False) -> Tensor:
     """owner [B, T, H, W] (patch-token index per original patch, -1 dropped), pos [B, n, 3] patch-token
     centres -> [B, n] long, the flat t-major index of each token's anchor patch.
 
     valid: optional [B, n] bool, False for padding tokens (rlt), which hold no patch by design: they
     get anchor 0, and only a real token holding no patch is an error. check=False leaves that check
-    (a host sync) to the caller: such a token's anchor is then T*H*W."""
+    (a host sync) to the caller: such a token's anchor is then T*H*W. whole: the caller knows no
+    patch was dropped (owner holds no -1), which spares the ops that route dropped patches aside."""
     batch, t, h, w = owner.shape
     n = pos.shape[1]
     flat = owner.reshape(batch, -1)  # [B, L], L = T*H*W
     length = flat.shape[1]
     # dropped patches go to a spare slot n so the scatters below stay in range; it is cut off at the end
-    holder = torch.where(flat >= 0, flat, n)  # [B, L]
+    holder = flat if whole else torch.where(flat >= 0, flat, n)  # [B, L]
     device, dtype = owner.device, pos.dtype
     coords = shape_constant(("coords", t, h, w, device, dtype), lambda: torch.stack(
         torch.meshgrid(*(torch.arange(s, device=device, dtype=dtype) for s in (t, h, w)), indexing="ij"),
@@ -98,7 +100,8 @@ def anchors(owner: Tensor, pos: Tensor, valid: Optional[Tensor] = None, check: b
     inf, last = shape_constant(("anchor_init", batch, n, length, device, dtype), lambda: (
         torch.full((batch, n + 1), float("inf"), device=device, dtype=dtype),
         torch.full((batch, n + 1), length, device=device, dtype=torch.long)))
-    centre = F.pad(pos, (0, 0, 0, 1)).gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
+    padded_pos = pos if whole else F.pad(pos, (0, 0, 0, 1))  # [B, n(+1), 3], the spare slot's row
+    centre = padded_pos.gather(1, holder.unsqueeze(-1).expand(-1, -1, 3))  # [B, L, 3]
     dist = ((coords - centre) ** 2).sum(-1)  # [B, L], each patch's distance to its holder's centre
     nearest = inf.scatter_reduce(1, holder, dist, reduce="amin")  # [B, n+1]
     candidate = torch.where(dist == nearest.gather(1, holder), patch_index, length)  # [B, L]
@@ -234,7 +237,7 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
     batch, frames, h, w = owner.shape
     places, n, p = h * w, pos.shape[1], num_prefix
     device = owner.device
-    anchor = anchors(owner, pos, valid, check=False)  # [B, n]; T*H*W for a real token holding no patch
+    anchor = anchors(owner, pos, valid, check=False, whole=whole)  # [B, n]; T*H*W for a real token holding no patch
     video = shape_constant(("video", batch, device), lambda: torch.arange(batch, device=device)[:, None])  # [B, 1]
     if per_frame is not None and valid is None:
         width, full = per_frame, True
@@ -266,8 +269,11 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
         temporal_mask = torch.zeros(keys.shape, dtype=pos.dtype, device=device).masked_fill(~keys, float("-inf"))
         temporal_mask = temporal_mask.transpose(1, 2).reshape(batch * places, 1, 1, frames)
     # place-major slots: [B, T, H, W] -> [B, P, T], the token holding each (place, frame), 0 where dropped
-    slots = owner.reshape(batch, frames, places).transpose(1, 2).clamp_min(0)
-    anchor_slot = (anchor % places) * frames + anchor // places  # [B, n], place-major
+    slots = owner.reshape(batch, frames, places).transpose(1, 2)
+    if not whole:
+        slots = slots.clamp_min(0)
+    token_offset, slot_of_anchor = shape_constant(("rows", batch, frames, places, n, device),
+                                                  lambda: _row_tables(video, frames, places, n))
     seat_valid = None
     if not full:
         seat_valid = torch.cat([buckets.valid.new_ones(batch, frames, p), buckets.valid], dim=2)
@@ -276,8 +282,8 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
         frames=frames,
         places=places,
         width=width,
-        slot_rows=(slots + video[:, :, None] * n).reshape(-1),
-        anchor_rows=(anchor_slot + video * (places * frames)).reshape(-1),
+        slot_rows=(slots + token_offset).reshape(-1),
+        anchor_rows=slot_of_anchor.gather(1, anchor).reshape(-1),
         temporal_mask=temporal_mask,
         frame_rows=frame_rows,
         seat_rows=seat_rows,
@@ -285,6 +291,16 @@ def layout(owner: Tensor, pos: Tensor, num_prefix: int, valid: Optional[Tensor] 
         occupied=None if full else (buckets.count > 0).to(pos.dtype),
         padded=valid is not None,
     )
+
+
+def _row_tables(video: Tensor, frames: int, places: int, n: int) -> tuple[Tensor, Tensor]:
+    """What turns tokens and anchors into flat rows, for `layout`: the first row of each video's
+    tokens among the flat [B*n] ([B, 1, 1]), and for every anchor a = t*places + place (and the
+    homeless anchor T*places) its place-major slot's row among the flat [B*places*T] slots
+    ([B, T*places + 1]): one gather instead of the arithmetic at every reduction."""
+    anchor = torch.arange(frames * places + 1, device=video.device)
+    slot = (anchor % places) * frames + anchor // places  # place-major
+    return video[:, :, None] * n, slot + video * (places * frames)
 
 
 def _grouped_rows(video: Tensor, frames: int, per_frame: int, p: int) -> tuple[Tensor, Tensor]:

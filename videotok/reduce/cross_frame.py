@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from videotok.layers.attention import AttnInfo, AttnRequest
+from videotok.layers.placement import shape_constant
 from videotok.reduce.base import BackboneSpec, Reducer
 from videotok.reduce.match import MergePlan, apply_plan, merge_into_plan
 from videotok.reduce.registry import register_reducer
@@ -41,7 +42,7 @@ from videotok.reduce.state import Grid, TokenState
 MODES = ("tokens", "frames")
 _FALLBACK = 4.0  # cosine similarities lie in [-1, 1]: out-of-window matches rank after all windowed ones
 _EPS = 1e-4
-_CHUNK = 512
+_CHUNK_ELEMENTS = 1 << 23  # similarity entries per chunk ([B, rows, n]): one chunk at TimeSformer-B batch 2
 
 
 def _normalise(keys: Tensor) -> Tensor:
@@ -70,19 +71,27 @@ def cross_frame_plan(keys: Tensor, pos: Tensor, r: int, window: int, num_prefix:
     b, n, _ = metric.shape
     half = window // 2 + _EPS
     idx = torch.arange(n, device=keys.device)
-    best = metric.new_full((b, n), float("-inf"))
-    parent = idx.expand(b, n).clone()
-    for start in range(0, n, _CHUNK):
-        rows = slice(start, min(n, start + _CHUNK))
+    chunk = max(1, _CHUNK_ELEMENTS // (b * n))  # bounded memory, and as few chunks (ops) as that allows
+    if chunk >= n:
+        best, parent = None, None
+    else:
+        best, parent = metric.new_full((b, n), float("-inf")), idx.expand(b, n).clone()
+    for start in range(0, n, chunk):
+        rows = slice(start, min(n, start + chunk))
         sim = metric[:, rows] @ metric.transpose(1, 2)  # [B, c, n]
         dt = t[:, rows, None] - t[:, None, :]  # t_i - t_j
         after = dt > 0
-        earlier = after | ((dt == 0) & (idx[None, :] < idx[rows, None]))  # strict (t, index) order
+        index_before = shape_constant(("index_before", n, start, rows.stop, keys.device),
+                                      lambda: idx[None, :] < idx[rows, None])  # [c, n]: j < i
+        earlier = after | ((dt == 0) & index_before)  # strict (t, index) order
         near = after & (dt <= 1 + _EPS)
         near &= torch.cdist(place[:, rows, 1:], place[:, :, 1:], p=float("inf")) <= half  # max(|dh|, |dw|)
         # windowed matches keep their similarity, other earlier tokens rank after every one of them
         penalty = torch.full_like(sim, float("-inf")).masked_fill_(earlier, -_FALLBACK).masked_fill_(near, 0.0)
-        best[:, rows], parent[:, rows] = (sim + penalty).max(dim=-1)
+        if best is None:  # one chunk: its result is the whole
+            best, parent = (sim + penalty).max(dim=-1)
+        else:
+            best[:, rows], parent[:, rows] = (sim + penalty).max(dim=-1)
     sources = best.topk(r, dim=1).indices  # [B, r]
     target = idx.expand(b, n).clone().scatter_(1, sources, parent.gather(1, sources))
     target = resolve_chains(target, r.bit_length())  # every parent precedes its child: no cycles
