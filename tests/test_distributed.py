@@ -41,6 +41,7 @@ def _assert_same(one: dict[str, float], two: dict[str, float], stage: str, video
     assert one[f"{stage}/loss"] == pytest.approx(two[f"{stage}/loss"], abs=1e-5)
 
 
+@pytest.mark.slow  # CI time: 2 processes; the killed-pass test of test_distributed_evaluate runs 2 in CI
 def test_validate_on_two_processes_equals_one(trained: dict):
     one, two = _evaluate(trained, "validate", 1), _evaluate(trained, "validate", 2)
     _assert_same(one, two, "val", videos=12)
@@ -52,6 +53,7 @@ def test_odd_video_count_is_neither_dropped_nor_duplicated_on_two_processes(trai
     _assert_same(one, two, "test", videos=ODD_TEST_VIDEOS)
 
 
+@pytest.mark.slow  # CI time: 2 processes; the killed-pass test of test_distributed_evaluate runs 2 in CI
 def test_too_many_broken_videos_stop_every_process_together(synthetic_data_dir: Path, tmp_path: Path):
     """4 of 24 training videos empty (17 %, limit 5 %), 2 processes: the counts are summed over
     both at every training step, so both stop at the same step, as soon as the limit is certainly

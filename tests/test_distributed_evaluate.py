@@ -41,6 +41,7 @@ def _evaluate(trained: dict, name: str, *devices: str) -> dict:
     return json.loads(output.read_text())
 
 
+@pytest.mark.slow  # CI time: 2 processes; the killed-pass test covers 1 vs 2 processes in CI
 def test_evaluate_on_two_processes_equals_one(trained: dict):
     one = _evaluate(trained, "one", "--devices", "1")
     two = _evaluate(trained, "two", "--devices", "2", "--strategy", "ddp")
@@ -127,6 +128,7 @@ def _assert_same_rows(got: dict[str, dict], whole: dict[str, dict], atol: float)
             assert a["scores"] == pytest.approx(b["scores"], abs=atol), (name, a["path"])
 
 
+@pytest.mark.slow  # CI time: 2 processes; the killed-pass test covers 1 vs 2 processes in CI
 def test_compare_trains_and_evaluates_on_two_processes(trained: dict):
     """The baseline and the fine-tuned row train on the 2 processes (half the steps per epoch), then
     one pass on both scores every row; rank 0 alone writes the report."""
@@ -155,6 +157,7 @@ def test_compare_trains_and_evaluates_on_two_processes(trained: dict):
         assert steps == -(-train_videos // (4 * 2)), row  # batch 4 on each of 2 processes
 
 
+@pytest.mark.slow  # CI time: 2 processes; the killed-pass test covers 1 vs 2 processes in CI
 def test_sigterm_flushes_what_the_pass_scored_and_the_rerun_finishes_it(trained: dict):
     """No periodic flush (--flush-every beyond the split): the parts found after SIGTERM are the
     handler's flush; the process exits 143 and the same command then ends the pass."""

@@ -122,6 +122,7 @@ def test_fit_on_two_processes_finishes_with_the_defaults_on(reference: dict):
     ]
 
 
+@pytest.mark.slow  # CI time: 2 processes; fit on 2 processes runs in CI
 def test_each_epochs_validation_equals_validate_with_one_process(reference: dict, synthetic_data_dir: Path,
                                                                   tmp_path: Path):
     root = reference["root"]
@@ -139,6 +140,7 @@ def test_each_epochs_validation_equals_validate_with_one_process(reference: dict
         assert float(two["val/loss"]) == pytest.approx(one["val/loss"], abs=1e-5), epoch
 
 
+@pytest.mark.slow  # CI time: 2 processes; fit on 2 processes runs in CI
 def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(reference: dict, synthetic_data_dir: Path,
                                                                      tmp_path: Path):
     root = tmp_path / "run"
@@ -156,6 +158,7 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(reference: 
         torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow  # CI time: 2 processes; fit on 2 processes runs in CI
 def test_sigterm_stops_every_process_and_leaves_a_checkpoint_to_resume(synthetic_data_dir: Path, tmp_path: Path):
     root = tmp_path / "run"
     argv, process, ranks, log = _start_then_signal(synthetic_data_dir, tmp_path, signal.SIGTERM)

@@ -90,6 +90,7 @@ def _rank_main(rank: int, port: int, configurations: list, results) -> None:
             return  # the other rank fails on the process-group timeout; do not start another
 
 
+@pytest.mark.slow  # CI time: 2 processes for every reducer and backbone
 def test_every_reducer_trains_on_two_processes_on_every_backbone():
     configurations = _configurations()
     covered = {(backbone, reducer) for backbone, reducer, _ in configurations}

@@ -49,7 +49,14 @@ def _fit(data_dir: Path, root: Path, epochs: int, reducer: str = "none", args: d
     return last_metrics(root, "val/")
 
 
-@pytest.mark.parametrize("reducer, args", _rows(), ids=[name for name, _ in _rows()])
+IN_CI = ("none", "semantic")  # CI time: the baseline and a seed method; every other reducer runs with -m slow
+
+
+def _cases() -> list:
+    return [pytest.param(name, args, id=name, marks=() if name in IN_CI else pytest.mark.slow) for name, args in _rows()]
+
+
+@pytest.mark.parametrize("reducer, args", _cases())
 def test_reducer_learns_the_synthetic_set(learning_data_dir: Path, tmp_path: Path, restore_threads,
                                           reducer: str, args: dict):
     metrics = _fit(learning_data_dir, tmp_path / "run", SHORT_EPOCHS, reducer, args)

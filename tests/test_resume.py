@@ -123,6 +123,7 @@ def test_resume_from_an_epoch_checkpoint_reproduces_the_uninterrupted_weights(ep
         assert epoch_resume["val"][name] == pytest.approx(reference["val"][name], abs=1e-5), name
 
 
+@pytest.mark.slow  # CI time: the epoch-checkpoint resume tests run in CI
 def test_killed_after_a_mid_epoch_checkpoint_resumes_with_the_same_step_count(
     synthetic_data_dir: Path, tmp_path: Path, reference: dict,
 ):
