@@ -86,13 +86,13 @@ def test_release_checkpoint_loads_with_its_logits(release: Path):
     torch.testing.assert_close(logits, checkpoint["videotok_expected"]["logits"], atol=1e-6, rtol=0)
 
 
-def test_release_checkpoint_evaluates_to_the_same_numbers(release: Path, synthetic_data_dir,
-                                                           synthetic_datamodule_kwargs):
-    """The `videotok evaluate` path: build_classifier from a config, then evaluate the test split."""
+def test_release_checkpoint_evaluates_to_the_same_numbers(release: Path, synthetic_datamodule_kwargs):
+    """The `videotok evaluate` path: build_classifier from a config, then evaluate the test split the
+    release scored (its own generator's videos, left beside the checkpoint)."""
     checkpoint = load_checkpoint(release)
     hp = checkpoint["hyper_parameters"]
     config = {"model": {k: hp[k] for k in ("model", "tubelet_size", "model_args")},
-              "data": {"data_dir": str(synthetic_data_dir), **synthetic_datamodule_kwargs}}
+              "data": {"data_dir": str(release.parent / "synthetic"), **synthetic_datamodule_kwargs}}
     datamodule = KineticsDataModule(**config["data"])
     classifier = build_classifier(config, datamodule, checkpoint=checkpoint)
     result = evaluate(classifier, datamodule, split="test", views=(2, 3), progress=False)
