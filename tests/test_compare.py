@@ -240,7 +240,7 @@ def test_kinetics_compare_config_is_valid():
 
 @pytest.mark.slow
 def test_default_compare_end_to_end(tmp_path, monkeypatch, restore_threads, capsys):
-    """The README's `videotok compare`: generates the synthetic set, about 5 minutes on 2 cores."""
+    """The README's `videotok compare`: generates the synthetic set, 3-7 minutes on 2 cores (README)."""
     monkeypatch.chdir(tmp_path)
     assert main(["compare", "--no-progress"]) == 0
     out = capsys.readouterr().out
