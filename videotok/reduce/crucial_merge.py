@@ -34,6 +34,7 @@ coarse_scales syntax: comma-separated pooling windows, each "K" (K x K within ea
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -93,7 +94,7 @@ def crucial_merge_plan(importance: Tensor, keys: Tensor, k: int, num_prefix: int
     prefix = torch.arange(p, device=keys.device).expand(keys.shape[0], -1)
     plan = merge_into_plan(keep, torch.cat([prefix, target], dim=1), num_out=p + k)
     weight = torch.cat([score.new_ones(score.shape[0], p), score.clamp_min(1e-8)], dim=1)
-    return MergePlan(dest=plan.dest, num_out=plan.num_out, weight=weight)
+    return replace(plan, weight=weight)  # merge_into_plan's plan: nothing dropped
 
 
 class CoarseFusion(nn.Module):

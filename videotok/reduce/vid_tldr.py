@@ -75,7 +75,9 @@ def tldr_plan(metric: Tensor, weight: Tensor, r: int, num_prefix: int) -> MergeP
         w[:, 0::2] = torch.where(merged_a, weight[:, 0::2].float(), w[:, 0::2])
         prefix = torch.arange(num_prefix, device=device).expand(b, -1)
         full_w = torch.cat([torch.ones(b, num_prefix, device=device), w], dim=1)
-    return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_tokens - r, weight=full_w, weighs_mass=True)
+    # every token lands in a slot (merged A into B, the others kept): nothing is dropped
+    return MergePlan(dest=torch.cat([prefix, dest], dim=1), num_out=num_tokens - r, weight=full_w,
+                     weighs_mass=True, drops=False)
 
 
 def parse_r(r: RArg) -> list[int]:
